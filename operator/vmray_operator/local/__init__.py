@@ -1,0 +1,1 @@
+"""The local cloud: a real Kubernetes control plane and a VM Operator simulator, for demos and tests."""

@@ -1,0 +1,117 @@
+"""The local cloud as a whole: control plane up, CRDs installed and established, sample vSphere
+objects seeded, and optionally the VM Operator simulator running beside it."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from vmray_operator.kube import resources as r
+from vmray_operator.kube.client import Body, Conflict, Kube
+from vmray_operator.local import controlplane, processes, samples, vmop_crds
+from vmray_operator.local.hypervisor import remove_leftovers
+
+DEMO_NAMESPACE = "deploy-ray"
+
+
+@dataclass(frozen=True)
+class LocalCloud:
+    state_dir: Path
+    endpoints: controlplane.Endpoints
+
+    @property
+    def kubeconfig(self) -> Path:
+        return controlplane.kubeconfig_path(self.state_dir)
+
+
+def project_crds() -> list[Body]:
+    """The project's own CRDs, generated from the API models."""
+    from vmray_operator.api.crd import vmraycluster_crd
+
+    return [vmraycluster_crd()]
+
+
+async def install_crds(kube: Kube, vmop_versions: tuple[str, ...], timeout: float = 30.0) -> None:
+    crds = [*vmop_crds.crds(vmop_versions), *project_crds()]
+    for crd in crds:
+        try:
+            await kube.create(r.CRDS, crd)
+        except Conflict:
+            await kube.apply(r.CRDS, crd, field_manager="vmray-local")
+    deadline = time.monotonic() + timeout
+    for crd in crds:
+        while True:
+            current = await kube.get(r.CRDS, crd["metadata"]["name"])
+            conditions = (current or {}).get("status", {}).get("conditions", [])
+            if any(c["type"] == "Established" and c["status"] == "True" for c in conditions):
+                break
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"CRD {crd['metadata']['name']} not established after {timeout:.0f} s")
+            await asyncio.sleep(0.1)
+
+
+async def _prepare(kubeconfig: Path, vmop_versions: tuple[str, ...]) -> None:
+    kube = Kube.from_kubeconfig(str(kubeconfig))
+    try:
+        await install_crds(kube, vmop_versions)
+        await samples.seed_cluster(kube, vmop_versions[0])
+        await samples.seed_namespace(kube, DEMO_NAMESPACE, vmop_versions[0])
+    finally:
+        kube.close()
+
+
+def up(
+    state_dir: Path,
+    vmop_versions: tuple[str, ...] = vmop_crds.SUPPORTED_VERSIONS,
+    simulator: str | None = "fake",
+    simulator_args: list[str] | None = None,
+) -> LocalCloud:
+    endpoints = controlplane.up(state_dir)
+    cloud = LocalCloud(state_dir, endpoints)
+    try:
+        asyncio.run(_prepare(cloud.kubeconfig, vmop_versions))
+        if simulator:
+            start_simulator(cloud, simulator, vmop_versions[0], simulator_args)
+    except BaseException:
+        controlplane.down(state_dir)
+        raise
+    return cloud
+
+
+def cli_argv(*args: str) -> list[str]:
+    """The project's own CLI, run by this interpreter."""
+    return [sys.executable, "-m", "vmray_operator.cli", *args]
+
+
+def start_simulator_process(state_dir: Path, kubeconfig: Path, *args: str) -> None:
+    """The VM Operator simulator as a recorded background process of state_dir."""
+    processes.start(state_dir, "simulator", cli_argv("simulator", "--kubeconfig", str(kubeconfig), *args))
+
+
+def start_operator(
+    state_dir: Path, kubeconfig: Path, *args: str, metrics_port: int = 0, env: dict[str, str] | None = None
+) -> None:
+    """The operator as a recorded background process of state_dir (no liveness endpoint)."""
+    argv = cli_argv(
+        *args, "run", "--kubeconfig", str(kubeconfig), "--liveness", "", "--metrics-port", str(metrics_port)
+    )
+    processes.start(state_dir, "operator", argv, env=env)
+
+
+def start_simulator(cloud: LocalCloud, mode: str, vmop_version: str, extra: list[str] | None = None) -> None:
+    state = str(simulator_dir(cloud.state_dir))
+    args = ["--mode", mode, "--vmop-version", vmop_version, "--state-dir", state, *(extra or [])]
+    start_simulator_process(cloud.state_dir, cloud.kubeconfig, *args)
+
+
+def simulator_dir(state_dir: Path) -> Path:
+    return state_dir / "simulator"
+
+
+def down(state_dir: Path) -> list[str]:
+    """Stops everything; returns the names of leftover namespaces and links it had to remove."""
+    controlplane.down(state_dir)
+    return remove_leftovers(simulator_dir(state_dir))

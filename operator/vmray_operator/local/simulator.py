@@ -1,0 +1,411 @@
+"""A VM Operator simulator: plays vSphere's part for VirtualMachines and VirtualMachineServices.
+
+Like VM Operator, it puts its finalizer on the objects it manages, reports missing prerequisites
+(class, image, storage class, bootstrap secret) as False conditions and retries until they appear,
+powers VMs on and off as spec.powerState asks, gives powered-on VMs an address from a pool, gives
+LoadBalancer services an external address, and releases addresses when objects are deleted."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import datetime
+import ipaddress
+import logging
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any
+
+import kopf
+
+from vmray_operator.kube import resources as r
+from vmray_operator.kube.client import Body, Kube, NotFound
+from vmray_operator.kube.login import connection_info
+from vmray_operator.local.addresses import AddressPool
+from vmray_operator.local.hypervisor import FakeHypervisor, Hypervisor
+from vmray_operator.reconcile.conditions import find, set_condition
+
+log = logging.getLogger("vmray.simulator")
+
+VM_FINALIZER = "vmoperator.vmware.com/virtualmachine"
+SERVICE_FINALIZER = "vmoperator.vmware.com/virtualmachineservice"
+PREREQUISITES = (
+    "VirtualMachineClassReady",
+    "VirtualMachineImageReady",
+    "VirtualMachineStorageReady",
+    "VirtualMachineBootstrapReady",
+)
+
+
+@dataclass(frozen=True)
+class SimulatorConfig:
+    """Delays (seconds) of each step a real vSphere takes, and the simulated networks."""
+
+    create_delay: float = 0.2
+    power_delay: float = 0.2
+    ip_delay: float = 0.3
+    delete_delay: float = 0.1
+    lb_delay: float = 0.1
+    recheck_interval: float = 1.0
+    vm_network: str = "10.211.0.0/16"
+    lb_network: str = "10.212.0.0/16"
+    api_version: str = r.DEFAULT_VMOP_VERSION
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _key(body: Body) -> str:
+    return f"{body['metadata'].get('namespace')}/{body['metadata']['name']}"
+
+
+class _Driver:
+    """Runs one object's state machine: steps until it waits, wakes on new events or after a delay."""
+
+    def __init__(self, step: Callable[[Body], Coroutine[Any, Any, float | None]], body: Body) -> None:
+        self.latest = body
+        self._step = step
+        self._wake = asyncio.Event()
+        self._task = asyncio.create_task(self._run())
+
+    def update(self, body: Body) -> None:
+        self.latest = body
+        self._wake.set()
+
+    def cancel(self) -> None:
+        self._task.cancel()
+
+    async def _run(self) -> None:
+        while True:
+            self._wake.clear()
+            try:
+                delay = await self._step(self.latest)
+            except NotFound:
+                return
+            except Exception:
+                log.exception("simulator step failed for %s; retrying", _key(self.latest))
+                delay = 1.0
+            if delay is None:
+                await self._wake.wait()
+            else:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), timeout=delay)
+
+
+class Simulator:
+    def __init__(self, kube: Kube, config: SimulatorConfig, hypervisor: Hypervisor | None = None) -> None:
+        self.kube = kube
+        self.config = config
+        self.hypervisor: Hypervisor = hypervisor or FakeHypervisor()
+        self.vm_addresses = AddressPool(config.vm_network)
+        # the first address of the VM network is the gateway
+        self.vm_addresses.reserve("(gateway)", str(next(ipaddress.IPv4Network(config.vm_network).hosts())))
+        self.lb_addresses = AddressPool(config.lb_network)
+        self.vms = r.VIRTUAL_MACHINES.at_version(config.api_version)
+        self.services = r.VIRTUAL_MACHINE_SERVICES.at_version(config.api_version)
+        self._drivers: dict[tuple[str, str], _Driver] = {}
+        self._background: set[asyncio.Task[None]] = set()
+
+    # -- start-up and events -----------------------------------------------------------------------
+
+    async def recover(self) -> None:
+        """Learns the addresses already handed out, so a restarted simulator never hands one out twice."""
+        for vm in await self.kube.list(self.vms):
+            ip = vm.get("status", {}).get("network", {}).get("primaryIP4")
+            if ip:
+                self.vm_addresses.reserve(_key(vm), ip)
+        for service in await self.kube.list(self.services):
+            for ingress in service.get("status", {}).get("loadBalancer", {}).get("ingress", []):
+                if ingress.get("ip"):
+                    self.lb_addresses.reserve(_key(service), ingress["ip"])
+
+    def observe(self, kind: str, event_type: str | None, body: Body) -> None:
+        key = (kind, _key(body))
+        if event_type == "DELETED":
+            driver = self._drivers.pop(key, None)
+            if driver:
+                driver.cancel()
+            self._background.add(asyncio.create_task(self._forget(kind, key[1])))
+            return
+        if key in self._drivers:
+            self._drivers[key].update(body)
+        else:
+            step = self._step_vm if kind == "vm" else self._step_service
+            self._drivers[key] = _Driver(step, body)
+
+    async def _forget(self, kind: str, key: str) -> None:
+        """The object is gone (its finalizer was removed by someone else): so is its VM or balancer."""
+        if kind == "vm":
+            await self.hypervisor.power_off(key)
+            self.vm_addresses.release(key)
+        else:
+            await self.hypervisor.unexpose(key)
+            self.lb_addresses.release(key)
+
+    async def stop(self) -> None:
+        for driver in self._drivers.values():
+            driver.cancel()
+        self._drivers.clear()
+        await self.hypervisor.stop()
+
+    # -- helpers -----------------------------------------------------------------------------------
+
+    async def _ensure_finalizer(self, resource: r.Resource, body: Body, finalizer: str) -> bool:
+        """Adds the finalizer; True when a patch was sent (the next event carries the result)."""
+        meta = body["metadata"]
+        finalizers = list(meta.get("finalizers", []))
+        if finalizer in finalizers:
+            return False
+        patch = {"metadata": {"finalizers": [*finalizers, finalizer], "resourceVersion": meta["resourceVersion"]}}
+        with contextlib.suppress(NotFound):
+            await self.kube.patch(resource, meta["name"], patch, meta["namespace"])
+        return True
+
+    async def _remove_finalizer(self, resource: r.Resource, body: Body, finalizer: str) -> None:
+        meta = body["metadata"]
+        remaining = [f for f in meta.get("finalizers", []) if f != finalizer]
+        patch = {"metadata": {"finalizers": remaining, "resourceVersion": meta["resourceVersion"]}}
+        with contextlib.suppress(NotFound):
+            await self.kube.patch(resource, meta["name"], patch, meta["namespace"])
+
+    async def _patch_status(self, resource: r.Resource, body: Body, status: Body) -> None:
+        meta = body["metadata"]
+        await self.kube.patch(resource, meta["name"], {"status": status}, meta["namespace"], subresource="status")
+
+    async def _prerequisites(self, vm: Body) -> tuple[dict[str, tuple[bool, str, str]], str | None]:
+        """Condition type -> (ready, reason, message) for each prerequisite of a VM, and its user-data."""
+        ns = vm["metadata"]["namespace"]
+        spec = vm.get("spec", {})
+        result: dict[str, tuple[bool, str, str]] = {}
+
+        class_name = spec.get("className", "")
+        found = bool(class_name) and await self.kube.get(r.VIRTUAL_MACHINE_CLASSES, class_name, ns) is not None
+        result["VirtualMachineClassReady"] = (
+            (True, "True", "")
+            if found
+            else (False, "NotFound", f"VirtualMachineClass {class_name!r} not found in namespace {ns}")
+        )
+
+        image_name = spec.get("imageName", "")
+        found = bool(image_name) and await self._image_exists(ns, image_name)
+        result["VirtualMachineImageReady"] = (
+            (True, "True", "")
+            if found
+            else (
+                False,
+                "NotFound",
+                f"VirtualMachineImage or ClusterVirtualMachineImage {image_name!r} not found",
+            )
+        )
+
+        storage = spec.get("storageClass", "")
+        found = bool(storage) and await self.kube.get(r.STORAGE_CLASSES, storage) is not None
+        result["VirtualMachineStorageReady"] = (
+            (True, "True", "") if found else (False, "NotFound", f"StorageClass {storage!r} not found")
+        )
+
+        raw = spec.get("bootstrap", {}).get("cloudInit", {}).get("rawCloudConfig")
+        user_data: str | None = None
+        result["VirtualMachineBootstrapReady"] = (True, "True", "")
+        if raw:
+            secret = await self.kube.get(r.SECRETS, raw.get("name", ""), ns)
+            key = raw.get("key", "user-data")
+            encoded = ((secret or {}).get("data") or {}).get(key)
+            if encoded is None:
+                message = f"bootstrap Secret {raw.get('name')!r} with key {key!r} not found"
+                result["VirtualMachineBootstrapReady"] = (False, "NotFound", message)
+            else:
+                user_data = base64.b64decode(encoded).decode(errors="replace")
+                problems = self.hypervisor.check_bootstrap(user_data)
+                if problems:
+                    message = "cloud-config is invalid: " + "; ".join(problems[:5])
+                    result["VirtualMachineBootstrapReady"] = (False, "InvalidCloudConfig", message)
+        return result, user_data
+
+    async def _image_exists(self, namespace: str, name: str) -> bool:
+        if await self.kube.get(r.VIRTUAL_MACHINE_IMAGES, name, namespace) is not None:
+            return True
+        if await self.kube.get(r.CLUSTER_VIRTUAL_MACHINE_IMAGES, name) is not None:
+            return True
+        # VM Operator also accepts an image's display name.
+        images = await self.kube.list(r.VIRTUAL_MACHINE_IMAGES, namespace)
+        images += await self.kube.list(r.CLUSTER_VIRTUAL_MACHINE_IMAGES)
+        return any(image.get("status", {}).get("name") == name for image in images)
+
+    # -- state machines ----------------------------------------------------------------------------
+
+    async def _step_vm(self, vm: Body) -> float | None:
+        meta, cfg = vm["metadata"], self.config
+        if meta.get("deletionTimestamp"):
+            if VM_FINALIZER in meta.get("finalizers", []):
+                await self.hypervisor.power_off(_key(vm))
+                await asyncio.sleep(cfg.delete_delay)
+                self.vm_addresses.release(_key(vm))
+                await self._remove_finalizer(self.vms, vm, VM_FINALIZER)
+            return None
+        if await self._ensure_finalizer(self.vms, vm, VM_FINALIZER):
+            return None
+
+        status: Body = dict(vm.get("status") or {})
+        conditions = status.get("conditions", [])
+        now = _now()
+        prerequisites, user_data = await self._prerequisites(vm)
+        for type_, (ok, reason, message) in prerequisites.items():
+            conditions = set_condition(conditions, type_, ok, reason, message, now)
+        if not all(ok for ok, _, _ in prerequisites.values()):
+            conditions = set_condition(
+                conditions, "Ready", False, "PrerequisitesNotReady", "waiting for missing prerequisites", now
+            )
+            if conditions != status.get("conditions"):
+                await self._patch_status(self.vms, vm, {"conditions": conditions})
+            return cfg.recheck_interval
+
+        created = find(conditions, "VirtualMachineCreated")
+        if created is None or created.get("status") != "True":
+            await asyncio.sleep(cfg.create_delay)
+            uid = meta["uid"]
+            conditions = set_condition(conditions, "VirtualMachineCreated", True, "True", "", _now())
+            await self._patch_status(
+                self.vms,
+                vm,
+                {
+                    "conditions": conditions,
+                    "uniqueID": f"vm-{uid[:8]}",
+                    "biosUUID": uid,
+                    "instanceUUID": uid,
+                    "powerState": "PoweredOff",
+                },
+            )
+            return None
+
+        desired = vm.get("spec", {}).get("powerState", "PoweredOn")
+        actual = status.get("powerState")
+        ip = status.get("network", {}).get("primaryIP4")
+        if desired == "PoweredOn" and (actual != "PoweredOn" or not self.hypervisor.is_on(_key(vm))):
+            # also after a simulator restart: the guest boots again, with the address it had
+            await asyncio.sleep(cfg.power_delay)
+            address = ip or self.vm_addresses.allocate(_key(vm))
+            await self.hypervisor.power_on(_key(vm), meta["name"], address, user_data)
+            conditions = set_condition(
+                conditions,
+                "Ready",
+                False,
+                "WaitingForNetwork",
+                "powered on, waiting for the guest's address",
+                _now(),
+            )
+            await self._patch_status(self.vms, vm, {"powerState": "PoweredOn", "conditions": conditions})
+            return None
+        if desired == "PoweredOn" and not ip:
+            await asyncio.sleep(cfg.ip_delay)
+            ip = self.vm_addresses.allocate(_key(vm))
+            conditions = set_condition(conditions, "GuestCustomization", True, "True", "", _now())
+            conditions = set_condition(conditions, "Ready", True, "True", "", _now())
+            await self._patch_status(
+                self.vms,
+                vm,
+                {
+                    "network": {
+                        "primaryIP4": ip,
+                        "interfaces": [
+                            {
+                                "name": "eth0",
+                                "ip": {"addresses": [{"address": f"{ip}/{self.vm_addresses.network.prefixlen}"}]},
+                            }
+                        ],
+                    },
+                    "conditions": conditions,
+                },
+            )
+            return None
+        if desired == "PoweredOff" and actual == "PoweredOn":
+            soft = vm.get("spec", {}).get("powerOffMode", "Hard") in ("Soft", "TrySoft")
+            await self.hypervisor.power_off(_key(vm), soft=soft)
+            await asyncio.sleep(cfg.power_delay)
+            conditions = set_condition(conditions, "Ready", False, "PoweredOff", "the VM is powered off", _now())
+            await self._patch_status(
+                self.vms, vm, {"powerState": "PoweredOff", "network": None, "conditions": conditions}
+            )
+            return None
+        return None
+
+    async def _step_service(self, service: Body) -> float | None:
+        meta = service["metadata"]
+        if meta.get("deletionTimestamp"):
+            if SERVICE_FINALIZER in meta.get("finalizers", []):
+                await self.hypervisor.unexpose(_key(service))
+                self.lb_addresses.release(_key(service))
+                await self._remove_finalizer(self.services, service, SERVICE_FINALIZER)
+            return None
+        if await self._ensure_finalizer(self.services, service, SERVICE_FINALIZER):
+            return None
+        if service.get("spec", {}).get("type") != "LoadBalancer":
+            return None
+        ingress = service.get("status", {}).get("loadBalancer", {}).get("ingress") or []
+        ports = [(int(p["port"]), int(p.get("targetPort") or p["port"])) for p in service["spec"].get("ports", [])]
+        selector = dict(service["spec"].get("selector") or {})
+        target = self._selected_vm_address(meta["namespace"], selector)
+        if ingress:
+            await self.hypervisor.expose(_key(service), ingress[0]["ip"], ports, target)
+            return None
+        await asyncio.sleep(self.config.lb_delay)
+        ip = self.lb_addresses.allocate(_key(service))
+        await self.hypervisor.expose(_key(service), ip, ports, target)
+        await self._patch_status(self.services, service, {"loadBalancer": {"ingress": [{"ip": ip}]}})
+        return None
+
+    def _selected_vm_address(self, namespace: str, selector: dict[str, str]) -> Callable[[], str | None]:
+        """The address of a powered-on VM the service selects, looked up at connection time."""
+
+        def lookup() -> str | None:
+            for (kind, key), driver in self._drivers.items():
+                vm = driver.latest
+                labels = vm["metadata"].get("labels") or {}
+                if kind != "vm" or vm["metadata"].get("namespace") != namespace:
+                    continue
+                if selector and all(labels.get(k) == v for k, v in selector.items()) and self.hypervisor.is_on(key):
+                    ip: str | None = (vm.get("status") or {}).get("network", {}).get("primaryIP4")
+                    if ip:
+                        return ip
+            return None
+
+        return lookup
+
+
+def registry_for(simulator: Simulator) -> kopf.OperatorRegistry:
+    """kopf wiring: every VM and VM service event goes to the simulator."""
+    registry = kopf.OperatorRegistry()
+    version = simulator.config.api_version
+
+    @kopf.on.login(registry=registry)
+    def login(**_: Any) -> kopf.ConnectionInfo:
+        return connection_info(simulator.kube.configuration)
+
+    @kopf.on.startup(registry=registry)
+    async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
+        settings.posting.enabled = False
+        settings.watching.server_timeout = 300
+        await simulator.recover()
+
+    @kopf.on.event(r.VMOP_GROUP, version, "virtualmachines", registry=registry)
+    async def vm_event(event: kopf.RawEvent, **_: Any) -> None:
+        simulator.observe("vm", event.get("type"), dict(event["object"]))
+
+    @kopf.on.event(r.VMOP_GROUP, version, "virtualmachineservices", registry=registry)
+    async def service_event(event: kopf.RawEvent, **_: Any) -> None:
+        simulator.observe("service", event.get("type"), dict(event["object"]))
+
+    return registry
+
+
+async def run(
+    kube: Kube, config: SimulatorConfig, hypervisor: Hypervisor | None = None, stop: asyncio.Event | None = None
+) -> None:
+    simulator = Simulator(kube, config, hypervisor)
+    await simulator.hypervisor.start()
+    try:
+        await kopf.operator(registry=registry_for(simulator), standalone=True, clusterwide=True, stop_flag=stop)
+    finally:
+        await simulator.stop()

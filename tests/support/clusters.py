@@ -1,0 +1,53 @@
+"""Helpers to make and watch VMRayClusters in tests."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tests.support.waiting import wait_for
+from vmray_operator.kube import resources as r
+from vmray_operator.kube.client import Kube
+from vmray_operator.reconcile.conditions import find
+from vmray_operator.render import names
+
+SAMPLE = Path(__file__).resolve().parents[2] / "crds" / "samples" / "vmraycluster.yaml"
+
+
+def sample(namespace: str, name: str = "test-ray", **spec_overrides: Any) -> dict[str, Any]:
+    body: dict[str, Any] = yaml.safe_load(SAMPLE.read_text())
+    body["metadata"] = {"name": name, "namespace": namespace}
+    body["spec"].update(copy.deepcopy(spec_overrides))
+    return body
+
+
+async def get_cluster(kube: Kube, namespace: str, name: str) -> dict[str, Any] | None:
+    return await kube.get(r.VMRAYCLUSTERS, name, namespace)
+
+
+async def wait_condition(
+    kube: Kube,
+    namespace: str,
+    name: str,
+    type_: str,
+    status: str = "True",
+    reason: str | None = None,
+    timeout: float = 60.0,
+) -> dict[str, Any]:
+    async def probe() -> dict[str, Any] | None:
+        cluster = await get_cluster(kube, namespace, name)
+        condition = find((cluster or {}).get("status", {}).get("conditions"), type_)
+        if condition and condition["status"] == status and (reason is None or condition["reason"] == reason):
+            return cluster
+        return None
+
+    result: dict[str, Any] = await wait_for(probe, timeout=timeout, what=f"{name} {type_}={status} {reason or ''}")
+    return result
+
+
+async def cluster_vms(kube: Kube, namespace: str, name: str) -> dict[str, dict[str, Any]]:
+    items = await kube.list(r.VIRTUAL_MACHINES, namespace, f"{names.LABEL_CLUSTER}={name}")
+    return {vm["metadata"]["name"]: vm for vm in items}
