@@ -1,0 +1,179 @@
+"""The VMRayCluster CustomResourceDefinition, generated from the models in api/models.py.
+
+`python -m vmray_operator.api.crd` writes crds/vmray.broadcom.com_vmrayclusters.yaml; a test fails
+when the checked-in file differs from what the models give."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from vmray_operator.api import models
+from vmray_operator.api.schema import structural
+
+GROUP = "vmray.broadcom.com"
+VERSION = "v1alpha1"
+PLURAL = "vmrayclusters"
+KIND = "VMRayCluster"
+CRD_FILE = f"{GROUP}_{PLURAL}.yaml"
+CRD_DESCRIPTION = "A Ray cluster on vSphere VMs: one head VM and worker VMs run by VM Operator."
+MAX_CLUSTER_NAME = 40  # leaves room for "-w-" + 8 characters within a 63-character VM host name
+
+_IMMUTABLE = (
+    ("head_node.node_type", "self.head_node.node_type == oldSelf.head_node.node_type"),
+    ("head_node.port", "self.head_node.port == oldSelf.head_node.port"),
+    ("enable_tls", "self.enable_tls == oldSelf.enable_tls"),
+    (
+        "common_node_config.storage_class",
+        "self.common_node_config.storage_class == oldSelf.common_node_config.storage_class",
+    ),
+    ("common_node_config.vm_user", "self.common_node_config.vm_user == oldSelf.common_node_config.vm_user"),
+    (
+        "common_node_config.network",
+        "has(self.common_node_config.network) == has(oldSelf.common_node_config.network) && "
+        "(!has(self.common_node_config.network) || "
+        "self.common_node_config.network == oldSelf.common_node_config.network)",
+    ),
+)
+
+_TYPES = "self.common_node_config.available_node_types"
+_SPEC_RULES: list[dict[str, str]] = [
+    {
+        "rule": f"self.head_node.node_type in {_TYPES}",
+        "messageExpression": "'head_node.node_type: ' + self.head_node.node_type + "
+        "' is not a key of common_node_config.available_node_types'",
+        "fieldPath": ".head_node.node_type",
+        "reason": "FieldValueInvalid",
+    },
+    {
+        "rule": f"{_TYPES}.all(t, t == self.head_node.node_type || "
+        f"{_TYPES}[t].max_workers <= self.common_node_config.max_workers)",
+        "message": "common_node_config.available_node_types: a worker type's max_workers exceeds "
+        "common_node_config.max_workers",
+        "fieldPath": ".common_node_config.available_node_types",
+    },
+    {
+        "rule": f"{_TYPES}.filter(t, t != self.head_node.node_type)"
+        f".map(t, {_TYPES}[t].min_workers).sum() <= self.common_node_config.max_workers",
+        "message": "common_node_config.available_node_types: the sum of the worker types' min_workers "
+        "exceeds common_node_config.max_workers",
+        "fieldPath": ".common_node_config.available_node_types",
+    },
+    {
+        "rule": f"self.autoscaler_desired_workers.all(w, self.autoscaler_desired_workers[w] in {_TYPES})",
+        "message": "autoscaler_desired_workers: every value must be a key of common_node_config.available_node_types",
+        "fieldPath": ".autoscaler_desired_workers",
+    },
+    {
+        "rule": "size(self.autoscaler_desired_workers) <= self.common_node_config.max_workers",
+        "message": "autoscaler_desired_workers: more workers than common_node_config.max_workers",
+        "fieldPath": ".autoscaler_desired_workers",
+    },
+    *({"rule": rule, "message": f"{field} is immutable", "fieldPath": f".{field}"} for field, rule in _IMMUTABLE),
+]
+
+_ROOT_RULES: list[dict[str, str]] = [
+    {
+        "rule": f"size(self.metadata.name) <= {MAX_CLUSTER_NAME} && self.metadata.name.matches('{models.DNS_LABEL}')",
+        "message": f"metadata.name must be a DNS label (lower-case letters, digits and '-') of at most "
+        f"{MAX_CLUSTER_NAME} characters: it is the prefix of every VM name",
+    },
+]
+
+_WORKER_NAME_RULE = {
+    "rule": f"self.all(w, size(w) <= 63 && w.matches('{models.DNS_LABEL}'))",
+    "message": "autoscaler_desired_workers: worker VM names must be DNS labels of at most 63 characters",
+}
+_MIN_MAX_RULE = {
+    "rule": "self.min_workers <= self.max_workers",
+    "message": "min_workers must not exceed max_workers",
+    "fieldPath": ".min_workers",
+}
+
+PRINTER_COLUMNS = [
+    {"name": "State", "type": "string", "jsonPath": ".status.cluster_state"},
+    {"name": "Head-IP", "type": "string", "jsonPath": ".status.vm_service_status.ip"},
+    {"name": "Dashboard", "type": "string", "jsonPath": ".status.endpoints.dashboard", "priority": 1},
+    {"name": "Desired", "type": "integer", "jsonPath": ".status.desired_workers"},
+    {"name": "Ready", "type": "integer", "jsonPath": ".status.ready_workers"},
+    {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+]
+
+
+def spec_schema() -> dict[str, Any]:
+    schema = structural(models.VMRayClusterSpec)
+    schema["x-kubernetes-validations"] = _SPEC_RULES
+    # Objects that default to empty: the API server then fills in their own defaults, and the rules
+    # above can read them without has() guards.
+    for name in ("api_server", "worker_node", "autoscaler_desired_workers", "autoscaling", "docker_config"):
+        schema["properties"][name]["default"] = {}
+    desired = schema["properties"]["autoscaler_desired_workers"]
+    desired["additionalProperties"] = {"type": "string", "maxLength": 63}
+    desired["x-kubernetes-validations"] = [_WORKER_NAME_RULE]
+    node_types = schema["properties"]["common_node_config"]["properties"]["available_node_types"]
+    node_types["additionalProperties"]["x-kubernetes-validations"] = [_MIN_MAX_RULE]
+    return schema
+
+
+def vmraycluster_crd() -> dict[str, Any]:
+    status = structural(models.VMRayClusterStatus)
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": f"{PLURAL}.{GROUP}"},
+        "spec": {
+            "group": GROUP,
+            "scope": "Namespaced",
+            "names": {
+                "kind": KIND,
+                "listKind": f"{KIND}List",
+                "plural": PLURAL,
+                "singular": KIND.lower(),
+                "shortNames": ["vmrc"],
+                "categories": ["vmray"],
+            },
+            "versions": [
+                {
+                    "name": VERSION,
+                    "served": True,
+                    "storage": True,
+                    "subresources": {"status": {}},
+                    "additionalPrinterColumns": PRINTER_COLUMNS,
+                    "schema": {
+                        "openAPIV3Schema": {
+                            "type": "object",
+                            "description": CRD_DESCRIPTION,
+                            "required": ["spec"],
+                            "x-kubernetes-validations": _ROOT_RULES,
+                            "properties": {
+                                "apiVersion": {"type": "string"},
+                                "kind": {"type": "string"},
+                                "metadata": {"type": "object"},
+                                "spec": spec_schema(),
+                                "status": status,
+                            },
+                        }
+                    },
+                }
+            ],
+        },
+    }
+
+
+def render() -> str:
+    header = "# Generated from operator/vmray_operator/api/models.py by `make generate`; do not edit.\n"
+    return header + yaml.safe_dump(vmraycluster_crd(), sort_keys=False, width=110)
+
+
+def main(argv: list[str]) -> int:
+    target = Path(argv[1] if len(argv) > 1 else "crds") / CRD_FILE
+    target.write_text(render())
+    print(f"wrote {target}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

@@ -1,0 +1,87 @@
+"""Asks each cluster's Ray (through its head service) how it is, in the background.
+
+Probing never runs inside a reconcile: one poller per cluster keeps the latest RayView, and wakes the
+cluster's reconcile only when what Ray says has changed. A slow or dead dashboard delays nothing else."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+
+import aiohttp
+
+from vmray_operator.controller.stores import Key
+from vmray_operator.ray.client import RayDashboard, RayView
+
+log = logging.getLogger("vmray.rayprobe")
+
+
+def _essence(view: RayView | None) -> object:
+    """What a status is made of; resource counts of unchanged nodes do not wake anyone."""
+    if view is None:
+        return None
+    nodes = tuple(sorted((n.node_id, n.ip, n.alive, n.is_head) for n in view.nodes))
+    return (view.reachable, view.healthy, view.version, nodes)
+
+
+class RayProber:
+    def __init__(
+        self,
+        on_change: Callable[[Key], None],
+        interval: float = 2.0,
+        steady_interval: float = 10.0,
+        timeout: float = 3.0,
+    ) -> None:
+        self._on_change = on_change
+        self._interval = interval
+        self._steady_interval = steady_interval
+        self._timeout = timeout
+        self._session: aiohttp.ClientSession | None = None
+        self._urls: dict[Key, str] = {}
+        self._views: dict[Key, RayView] = {}
+        self._tasks: dict[Key, asyncio.Task[None]] = {}
+
+    def view(self, key: Key) -> RayView | None:
+        return self._views.get(key)
+
+    def watch(self, key: Key, dashboard_url: str | None) -> None:
+        """Starts, moves or stops the poller of a cluster."""
+        if dashboard_url is None:
+            self.forget(key)
+            return
+        if self._urls.get(key) == dashboard_url and key in self._tasks:
+            return
+        self.forget(key)
+        self._urls[key] = dashboard_url
+        self._tasks[key] = asyncio.create_task(self._poll(key, dashboard_url), name=f"ray-probe-{key}")
+
+    def forget(self, key: Key) -> None:
+        task = self._tasks.pop(key, None)
+        if task:
+            task.cancel()
+        self._urls.pop(key, None)
+        self._views.pop(key, None)
+
+    async def _poll(self, key: Key, url: str) -> None:
+        if self._session is None:
+            self._session = aiohttp.ClientSession()
+        dashboard = RayDashboard(self._session, self._timeout)
+        while True:
+            view = await dashboard.view(url)
+            changed = _essence(view) != _essence(self._views.get(key))
+            self._views[key] = view
+            if changed:
+                self._on_change(key)
+            steady = view.healthy and all(n.alive for n in view.nodes)
+            await asyncio.sleep(self._steady_interval if steady else self._interval)
+
+    async def stop(self) -> None:
+        for key in list(self._tasks):
+            task = self._tasks[key]
+            self.forget(key)
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self._session is not None:
+            await self._session.close()

@@ -1,0 +1,81 @@
+"""The running operator: the queue, the reconciler and the safety-net resync, started by kopf."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from vmray_operator import metrics
+from vmray_operator.config import Settings
+from vmray_operator.controller.queue import WorkQueue
+from vmray_operator.controller.rayprobe import RayProber
+from vmray_operator.controller.reconciler import Reconciler
+from vmray_operator.controller.stores import IndexStores, Key
+from vmray_operator.kube.client import Kube
+
+log = logging.getLogger("vmray.controller")
+
+
+class Controller:
+    def __init__(self, kube: Kube, settings: Settings, vmop_version: str) -> None:
+        self.kube = kube
+        self.settings = settings
+        self.vmop_version = vmop_version
+        self.stores = IndexStores()
+        self.queue: WorkQueue[Key] = WorkQueue(self._reconcile, workers=settings.workers)
+        self.prober = RayProber(self.queue.add) if settings.probe_ray else None
+        self.reconciler = Reconciler(kube, self.stores, settings, vmop_version, prober=self.prober)
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def _reconcile(self, key: Key) -> float | None:
+        return await self.reconciler.reconcile(key)
+
+    def enqueue(self, key: Key) -> None:
+        self.queue.add(key)
+
+    def start(self) -> None:
+        self.queue.start()
+        self._tasks = [
+            asyncio.create_task(self._resync_loop(), name="resync"),
+            asyncio.create_task(self._gauges_loop(), name="gauges"),
+        ]
+        log.info("controller started (VM Operator API %s)", self.vmop_version)
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await self.queue.stop()
+        if self.prober:
+            await self.prober.stop()
+
+    async def _resync_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.resync_interval)
+            for key in self.stores.cluster_keys():
+                self.queue.add(key)
+
+    async def _gauges_loop(self, interval: float = 10.0) -> None:
+        while True:
+            self.update_gauges()
+            await asyncio.sleep(interval)
+
+    def update_gauges(self) -> None:
+        clusters: dict[str, int] = {}
+        vms: dict[str, int] = {}
+        for key in self.stores.cluster_keys():
+            status = (self.stores.cluster(key) or {}).get("status") or {}
+            state = str(status.get("cluster_state") or "unknown")
+            clusters[state] = clusters.get(state, 0) + 1
+            nodes = [status.get("head_node_status") or {}, *(status.get("current_workers") or {}).values()]
+            for node in nodes:
+                if node:
+                    vms[node.get("vm_status", "unknown")] = vms.get(node.get("vm_status", "unknown"), 0) + 1
+        metrics.CLUSTERS.clear()
+        for state, count in clusters.items():
+            metrics.CLUSTERS.labels(state).set(count)
+        metrics.VMS.clear()
+        for vm_status, count in vms.items():
+            metrics.VMS.labels(vm_status).set(count)

@@ -1,0 +1,53 @@
+"""Read access to what the watches have seen, by cluster key (namespace, name)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any, Protocol
+
+from vmray_operator.reconcile.observed import Body, Observed
+
+Key = tuple[str, str]
+
+
+class Stores(Protocol):
+    def cluster(self, key: Key) -> Body | None: ...
+    def observed(self, key: Key) -> Observed: ...
+    def cluster_keys(self) -> list[Key]: ...
+
+
+def _by_name(items: Iterable[Body]) -> dict[str, Body]:
+    return {item["metadata"]["name"]: item for item in items}
+
+
+class IndexStores:
+    """Over kopf indexes (or any mapping of key -> iterable of bodies). kopf fills its indexes before
+    it calls any handler, so the first reconcile after a restart already sees every existing VM."""
+
+    def __init__(self) -> None:
+        self._clusters: Mapping[Key, Iterable[Body]] = {}
+        self._vms: Mapping[Key, Iterable[Body]] = {}
+        self._services: Mapping[Key, Iterable[Body]] = {}
+        self._secrets: Mapping[Key, Iterable[Body]] = {}
+
+    def bind(self, clusters: Any, vms: Any, services: Any, secrets: Any) -> None:
+        self._clusters, self._vms, self._services, self._secrets = clusters, vms, services, secrets
+
+    def cluster(self, key: Key) -> Body | None:
+        if key not in self._clusters:
+            return None
+        return next(iter(self._clusters[key]), None)
+
+    def observed(self, key: Key) -> Observed:
+        services = list(self._services[key]) if key in self._services else []
+        return Observed(
+            vms=_by_name(self._vms[key]) if key in self._vms else {},
+            # The head's service is the one without a deletion mark, if there are several.
+            service=next(
+                (s for s in services if not s["metadata"].get("deletionTimestamp")), services[0] if services else None
+            ),
+            secrets=_by_name(self._secrets[key]) if key in self._secrets else {},
+        )
+
+    def cluster_keys(self) -> list[Key]:
+        return list(self._clusters)

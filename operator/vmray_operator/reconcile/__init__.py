@@ -1,0 +1,1 @@
+"""Pure planning: desired and observed state in, actions and status out."""

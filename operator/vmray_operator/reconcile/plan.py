@@ -1,0 +1,163 @@
+"""Desired and observed objects in, the API calls that close the gap out. Pure."""
+
+from __future__ import annotations
+
+import datetime
+import enum
+from dataclasses import dataclass
+from typing import Any
+
+from vmray_operator.reconcile.observed import Body, Observed, is_deleting
+from vmray_operator.render.desired import DesiredState
+from vmray_operator.render.names import ANNOTATION_DRAIN_STARTED
+from vmray_operator.render.objects import USER_DATA_KEY
+
+
+class Kind(enum.Enum):
+    SECRET = "Secret"
+    SERVICE = "VirtualMachineService"
+    VM = "VirtualMachine"
+
+
+@dataclass(frozen=True)
+class Create:
+    kind: Kind
+    body: Body
+
+    @property
+    def name(self) -> str:
+        return str(self.body["metadata"]["name"])
+
+
+@dataclass(frozen=True)
+class Update:
+    kind: Kind
+    name: str
+    patch: dict[str, Any]  # JSON merge patch
+
+
+@dataclass(frozen=True)
+class Delete:
+    kind: Kind
+    name: str
+    uid: str | None
+    reason: str
+
+
+Action = Create | Update | Delete
+
+
+def _uid(body: Body) -> str | None:
+    uid = body.get("metadata", {}).get("uid")
+    return str(uid) if uid else None
+
+
+def _secret_actions(desired: DesiredState, observed: Observed) -> list[Action]:
+    actions: list[Action] = []
+    for name, secret in desired.secrets.items():
+        current = observed.secrets.get(name)
+        if current is None:
+            actions.append(Create(Kind.SECRET, secret))
+        elif (current.get("data") or {}).get(USER_DATA_KEY) != secret["data"][USER_DATA_KEY]:
+            actions.append(Update(Kind.SECRET, name, {"data": secret["data"]}))
+    return actions
+
+
+def _service_actions(desired: DesiredState, observed: Observed) -> list[Action]:
+    current = observed.service
+    if current is None:
+        return [Create(Kind.SERVICE, desired.service)]
+    wanted = desired.service["spec"]
+    have = current.get("spec", {})
+    if any(have.get(key) != value for key, value in wanted.items()):
+        return [Update(Kind.SERVICE, desired.service["metadata"]["name"], {"spec": wanted})]
+    return []
+
+
+@dataclass(frozen=True)
+class Drain:
+    """How VMs leave: a soft power-off first (Ray drains the node on SIGTERM), then deletion once the
+    VM is off or drain_timeout seconds have passed."""
+
+    now: datetime.datetime
+    timeout: float
+
+
+def _timestamp(moment: datetime.datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def retire(vm: Body, reason: str, drain: Drain) -> list[Action]:
+    """The next step of taking one VM away."""
+    meta, name = vm["metadata"], vm["metadata"]["name"]
+    if is_deleting(vm):
+        return []
+    power = (vm.get("status") or {}).get("powerState")
+    started = (meta.get("annotations") or {}).get(ANNOTATION_DRAIN_STARTED)
+    overdue = False
+    if started:
+        since = datetime.datetime.fromisoformat(started.replace("Z", "+00:00"))
+        overdue = (drain.now - since).total_seconds() > drain.timeout
+    if power != "PoweredOn" or overdue:
+        return [Delete(Kind.VM, name, _uid(vm), reason)]
+    if (vm.get("spec") or {}).get("powerState") != "PoweredOff":
+        patch = {
+            "metadata": {"annotations": {ANNOTATION_DRAIN_STARTED: _timestamp(drain.now)}},
+            "spec": {"powerState": "PoweredOff"},
+        }
+        return [Update(Kind.VM, name, patch)]
+    return []  # powering off softly: Ray is draining the node
+
+
+def draining(observed: Observed) -> bool:
+    return any(
+        (vm.get("spec") or {}).get("powerState") == "PoweredOff" and not is_deleting(vm) for vm in observed.vms.values()
+    )
+
+
+def plan(desired: DesiredState, observed: Observed, drain: Drain) -> list[Action]:
+    """Secrets first (VMs boot from them), then the service, the head, the workers; removals last."""
+    actions = _secret_actions(desired, observed) + _service_actions(desired, observed)
+    head_name = desired.head_vm["metadata"]["name"]
+    if head_name not in observed.vms:
+        actions.append(Create(Kind.VM, desired.head_vm))
+    for name, vm in desired.workers.items():
+        if name not in observed.vms:
+            actions.append(Create(Kind.VM, vm))
+    heads = observed.heads()
+    for name, vm in sorted(observed.vms.items()):
+        if is_deleting(vm) or name == head_name or name in desired.wanted_workers:
+            continue
+        reason = "not the cluster's head VM" if name in heads else "not in spec.autoscaler_desired_workers"
+        actions += retire(vm, reason, drain)
+    referenced = {
+        vm.get("spec", {}).get("bootstrap", {}).get("cloudInit", {}).get("rawCloudConfig", {}).get("name")
+        for vm in observed.vms.values()
+    }
+    for name, secret in sorted(observed.secrets.items()):
+        if name not in desired.secrets and name not in referenced:
+            actions.append(Delete(Kind.SECRET, name, _uid(secret), "no node of its type is wanted"))
+    return actions
+
+
+def deletion_plan(observed: Observed, drain: Drain) -> list[Action]:
+    """Everything the cluster owns goes; VMs drained first, Secrets once no VM boots from them."""
+    actions: list[Action] = []
+    for _, vm in sorted(observed.vms.items()):
+        actions += retire(vm, "the cluster is being deleted", drain)
+    if observed.service is not None and not is_deleting(observed.service):
+        actions.append(
+            Delete(
+                Kind.SERVICE,
+                observed.service["metadata"]["name"],
+                _uid(observed.service),
+                "the cluster is being deleted",
+            )
+        )
+    if not observed.vms:
+        actions += [
+            Delete(Kind.SECRET, name, _uid(secret), "the cluster is being deleted")
+            for name, secret in sorted(observed.secrets.items())
+            if not is_deleting(secret)
+        ]
+    return actions

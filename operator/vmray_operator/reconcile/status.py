@@ -1,0 +1,280 @@
+"""The cluster's status from what was observed: Ray-compatible node fields, a readiness ladder in
+conditions, endpoints and counts. Pure: the caller passes the time."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from vmray_operator.api.models import VMRayClusterSpec
+from vmray_operator.ray.client import RayView
+from vmray_operator.reconcile.conditions import Condition, find, set_condition
+from vmray_operator.reconcile.observed import Body, Observed, is_deleting, load_balancer_ip
+from vmray_operator.render.context import RAY_CLIENT_PORT, RAY_DASHBOARD_PORT
+
+PREREQUISITE_CONDITIONS = (
+    "VirtualMachineClassReady",
+    "VirtualMachineImageReady",
+    "VirtualMachineStorageReady",
+    "VirtualMachineBootstrapReady",
+)
+
+
+@dataclass(frozen=True)
+class NodeView:
+    """One VM as Ray's autoscaler and people should see it."""
+
+    vm_status: str  # initialized | running | failure
+    reason: str  # the step of the readiness ladder the VM is on
+    message: str
+    ip: str | None = None
+    power_state: str | None = None
+    ray_status: str | None = None  # ALIVE or DEAD as Ray reports the node; None: Ray does not know it
+    ray_node_id: str | None = None
+
+    def as_status(self, node_type: str | None) -> dict[str, Any]:
+        result: dict[str, Any] = {"vm_status": self.vm_status, "reason": self.reason}
+        if self.ip:
+            result["ip"] = self.ip
+        if self.ray_status:
+            result["ray_status"] = self.ray_status
+        if self.ray_node_id:
+            result["ray_node_id"] = self.ray_node_id
+        if node_type:
+            result["node_type"] = node_type
+        if self.power_state:
+            result["power_state"] = self.power_state
+        return result
+
+
+def node_view(vm: Body | None, ray: RayView | None = None, probe_ray: bool = False) -> NodeView:
+    """The readiness ladder of one VM: Provisioning -> PoweringOn -> WaitingForNetworkAddress -> WaitingForRay
+    -> Running. With probe_ray, a VM is running only once Ray reports its node alive."""
+    if vm is None:
+        return NodeView("initialized", "Provisioning", "the VirtualMachine is being created")
+    if is_deleting(vm):
+        return NodeView("initialized", "Deleting", "the VirtualMachine is being deleted")
+    if (vm.get("spec") or {}).get("powerState") == "PoweredOff":
+        return NodeView("initialized", "Draining", "powering off softly: Ray drains the node first")
+    status = vm.get("status") or {}
+    conditions = status.get("conditions") or []
+    for type_ in PREREQUISITE_CONDITIONS:
+        condition = find(conditions, type_)
+        if condition is not None and condition.get("status") == "False":
+            return NodeView("failure", condition.get("reason") or type_, condition.get("message") or type_)
+    power = status.get("powerState")
+    ip = (status.get("network") or {}).get("primaryIP4")
+    if not power or (power != "PoweredOn" and not _created(conditions)):
+        return NodeView("initialized", "Provisioning", "vSphere is creating the VM", power_state=power)
+    if power != "PoweredOn":
+        return NodeView("initialized", "PoweringOn", "the VM is powering on", power_state=power)
+    if not ip:
+        return NodeView(
+            "initialized", "WaitingForNetworkAddress", "waiting for the guest's IP address", power_state=power
+        )
+    if not probe_ray:
+        return NodeView("running", "Running", "", ip=ip, power_state=power)
+    nodes = [n for n in (ray.nodes if ray else ()) if n.ip == ip]
+    alive = next((n for n in nodes if n.alive), None)
+    if alive is not None:
+        return NodeView(
+            "running", "Running", "", ip=ip, power_state=power, ray_status="ALIVE", ray_node_id=alive.node_id
+        )
+    if ray is None or not ray.healthy:
+        return NodeView("initialized", "WaitingForRay", "waiting for Ray to answer", ip=ip, power_state=power)
+    dead = nodes[-1] if nodes else None
+    return NodeView(
+        "initialized",
+        "WaitingForRay",
+        "Ray has no live node on this VM yet",
+        ip=ip,
+        power_state=power,
+        ray_status="DEAD" if dead else None,
+        ray_node_id=dead.node_id if dead else None,
+    )
+
+
+def _created(conditions: list[Condition]) -> bool:
+    created = find(conditions, "VirtualMachineCreated")
+    return created is not None and created.get("status") == "True"
+
+
+@dataclass(frozen=True)
+class StatusInput:
+    spec: VMRayClusterSpec
+    generation: int
+    head_name: str
+    observed: Observed
+    previous: dict[str, Any]
+    now: str
+    missing: list[str] = field(default_factory=list)  # prerequisites that do not exist, as "Kind name"
+    invalid: list[str] = field(default_factory=list)  # spec problems the API server cannot catch
+    deleting: bool = False
+    deletion_stuck: list[str] = field(default_factory=list)  # VMs still there after the deletion timeout
+    probe_ray: bool = False  # whether Ray's own view decides readiness
+    ray: RayView | None = None  # Ray's view, when probed
+
+
+def _ladder(
+    conditions: list[Condition], type_: str, ok: bool, reason: str, message: str, inp: StatusInput
+) -> list[Condition]:
+    return set_condition(conditions, type_, ok, reason, message, inp.now, inp.generation)
+
+
+def compute_status(inp: StatusInput) -> dict[str, Any]:
+    spec, observed = inp.spec, inp.observed
+    previous_conditions: list[Condition] = list(inp.previous.get("conditions") or [])
+    conditions = previous_conditions
+
+    head_vm = observed.vms.get(inp.head_name)
+    head = node_view(head_vm, inp.ray, inp.probe_ray)
+    lb_ip = load_balancer_ip(observed.service)
+    desired = spec.autoscaler_desired_workers
+    current_workers = {
+        name: node_view(vm, inp.ray, inp.probe_ray).as_status(
+            desired.get(name) or (vm.get("metadata", {}).get("labels") or {}).get("vmray.broadcom.com/node-type")
+        )
+        for name, vm in sorted(observed.workers().items())
+    }
+    ready_workers = sum(1 for n in desired if current_workers.get(n, {}).get("vm_status") == "running")
+
+    # Dependencies
+    if inp.invalid:
+        conditions = _ladder(conditions, "SpecValid", False, "InvalidSpec", "; ".join(inp.invalid), inp)
+    else:
+        conditions = _ladder(conditions, "SpecValid", True, "Valid", "", inp)
+    if inp.missing:
+        conditions = _ladder(
+            conditions, "DependenciesReady", False, "DependencyNotFound", "not found: " + ", ".join(inp.missing), inp
+        )
+    else:
+        conditions = _ladder(conditions, "DependenciesReady", True, "Found", "", inp)
+
+    # Head: VM ladder, then the load balancer
+    if head.vm_status == "running" and lb_ip:
+        conditions = _ladder(conditions, "HeadReady", True, "Running", f"head VM {inp.head_name} at {head.ip}", inp)
+    elif head.ip and not lb_ip:
+        conditions = _ladder(
+            conditions,
+            "HeadReady",
+            False,
+            "WaitingForLoadBalancer",
+            "waiting for the head service's external address",
+            inp,
+        )
+    elif head_vm is None and inp.missing:
+        conditions = _ladder(
+            conditions,
+            "HeadReady",
+            False,
+            "DependencyNotFound",
+            "the head VM waits for: " + ", ".join(inp.missing),
+            inp,
+        )
+    else:
+        conditions = _ladder(
+            conditions, "HeadReady", False, head.reason, f"head VM {inp.head_name}: {head.message}", inp
+        )
+
+    conditions = _ray_condition(conditions, inp, lb_ip)
+
+    # Workers
+    waiting = [
+        f"{n} ({current_workers[n]['reason']})" if n in current_workers else f"{n} (Provisioning)"
+        for n in sorted(desired)
+        if current_workers.get(n, {}).get("vm_status") != "running"
+    ]
+    leaving = sorted(set(current_workers) - set(desired))
+    if not waiting and not leaving:
+        conditions = _ladder(
+            conditions, "WorkersReady", True, "Running", f"{ready_workers} of {len(desired)} workers running", inp
+        )
+    else:
+        parts = [f"{ready_workers} of {len(desired)} workers running"]
+        if waiting:
+            parts.append("waiting for " + ", ".join(waiting[:10]) + (" ..." if len(waiting) > 10 else ""))
+        if leaving:
+            parts.append("removing " + ", ".join(leaving[:10]))
+        failed = any(current_workers.get(n, {}).get("vm_status") == "failure" for n in desired)
+        conditions = _ladder(
+            conditions,
+            "WorkersReady",
+            False,
+            "WorkerFailed" if failed else "WorkersProvisioning",
+            "; ".join(parts),
+            inp,
+        )
+
+    # Overall
+    was_ready = (find(previous_conditions, "Ready") or {}).get("status") == "True"
+    if inp.deleting:
+        if inp.deletion_stuck:
+            reason, message = "DeletionStuck", "still waiting for VMs to go: " + ", ".join(inp.deletion_stuck)
+        else:
+            reason, message = "Deleting", "deleting the cluster's VMs"
+        conditions = _ladder(conditions, "Ready", False, reason, message, inp)
+        state = "deleting"
+    else:
+        order = {"SpecValid": 0, "DependenciesReady": 1, "HeadReady": 2, "RayHealthy": 3, "WorkersReady": 4}
+        blocking = [c for c in conditions if c["type"] in order and c["status"] != "True"]
+        blocking.sort(key=lambda c: order[c["type"]])
+        if blocking:
+            first = blocking[0]
+            conditions = _ladder(
+                conditions, "Ready", False, first["reason"], f"{first['type']}: {first['message']}", inp
+            )
+        else:
+            conditions = _ladder(conditions, "Ready", True, "Running", "the Ray cluster's VMs are running", inp)
+        state = _state(conditions, head, was_ready, bool(inp.missing or inp.invalid))
+
+    status: dict[str, Any] = {
+        "cluster_state": state,
+        "head_node_status": head.as_status(spec.head_node.node_type),
+        "current_workers": current_workers,
+        "desired_workers": len(desired),
+        "ready_workers": ready_workers,
+        "observed_generation": inp.generation,
+        "conditions": conditions,
+    }
+    if inp.probe_ray and inp.ray is not None and inp.ray.healthy:
+        status["ray"] = inp.ray.summary()
+    if lb_ip:
+        status["vm_service_status"] = {"ip": lb_ip}
+        status["endpoints"] = {
+            "dashboard": f"http://{lb_ip}:{RAY_DASHBOARD_PORT}",
+            "client": f"ray://{lb_ip}:{RAY_CLIENT_PORT}",
+            "gcs": f"{lb_ip}:{spec.head_node.port}",
+        }
+    return status
+
+
+def _ray_condition(conditions: list[Condition], inp: StatusInput, lb_ip: str | None) -> list[Condition]:
+    """RayHealthy: what Ray itself says, through the head's dashboard. Absent when Ray is not probed."""
+    if not inp.probe_ray:
+        return [c for c in conditions if c["type"] != "RayHealthy"]
+    ray = inp.ray
+    if not lb_ip:
+        reason, message = "WaitingForLoadBalancer", "the dashboard is reached through the head service"
+    elif ray is None:
+        reason, message = "WaitingForRay", "the dashboard has not been asked yet"
+    elif not ray.reachable:
+        reason, message = "DashboardUnreachable", f"the Ray dashboard does not answer: {ray.error}"
+    elif not ray.healthy:
+        reason, message = "GcsUnhealthy", ray.error or "Ray's GCS is not healthy"
+    elif not any(n.alive and n.is_head for n in ray.nodes):
+        reason, message = "HeadNodeDown", "Ray reports no live head node"
+    else:
+        alive = sum(1 for n in ray.nodes if n.alive)
+        return _ladder(conditions, "RayHealthy", True, "Healthy", f"Ray {ray.version}: {alive} nodes alive", inp)
+    return _ladder(conditions, "RayHealthy", False, reason, message, inp)
+
+
+def _state(conditions: list[Condition], head: NodeView, was_ready: bool, blocked: bool) -> str:
+    ready = (find(conditions, "Ready") or {}).get("status") == "True"
+    if ready:
+        return "running"
+    if head.vm_status == "failure":
+        return "failed"
+    if blocked and head.vm_status != "running":
+        return "pending"
+    return "degraded" if was_ready else "provisioning"

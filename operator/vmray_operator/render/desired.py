@@ -1,0 +1,54 @@
+"""Everything that should exist for one cluster, given what is known now."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from vmray_operator.render import names
+from vmray_operator.render.cloudinit import user_data
+from vmray_operator.render.context import ClusterContext
+from vmray_operator.render.objects import Body, bootstrap_secret, head_service, virtual_machine
+from vmray_operator.render.ray_node import node_runtime
+
+
+@dataclass(frozen=True)
+class DesiredState:
+    head_vm: Body
+    service: Body
+    secrets: dict[str, Body]  # by name
+    wanted_workers: dict[str, str] = field(default_factory=dict)  # VM name -> node type, always known
+    workers: dict[str, Body] = field(default_factory=dict)  # rendered VMs; empty until the head has an address
+
+
+def desired_state(ctx: ClusterContext) -> DesiredState:
+    """Workers need the head's address in their cloud-init, so they are only wanted once the head's
+    load balancer has one; that comes long before the head VM has booted."""
+    spec = ctx.spec
+    head_type = spec.head_node.node_type
+    head_name = names.head_vm_name(ctx.name, ctx.nounce)
+    head_secret = bootstrap_secret(
+        ctx, names.ROLE_HEAD, head_type, user_data(ctx, node_runtime(ctx, names.ROLE_HEAD, head_type))
+    )
+    secrets = {head_secret["metadata"]["name"]: head_secret}
+    wanted = {
+        vm_name: node_type
+        for vm_name, node_type in spec.autoscaler_desired_workers.items()
+        # the API server refuses unknown types; an object stored before a type was removed is skipped
+        if node_type in spec.common_node_config.available_node_types
+    }
+    workers: dict[str, Body] = {}
+    if ctx.head_address:
+        worker_secrets: dict[str, Body] = {}
+        for vm_name, node_type in sorted(wanted.items()):
+            if node_type not in worker_secrets:
+                runtime = node_runtime(ctx, names.ROLE_WORKER, node_type)
+                worker_secrets[node_type] = bootstrap_secret(ctx, names.ROLE_WORKER, node_type, user_data(ctx, runtime))
+            workers[vm_name] = virtual_machine(ctx, vm_name, names.ROLE_WORKER, node_type, worker_secrets[node_type])
+        secrets.update({s["metadata"]["name"]: s for s in worker_secrets.values()})
+    return DesiredState(
+        head_vm=virtual_machine(ctx, head_name, names.ROLE_HEAD, head_type, head_secret),
+        service=head_service(ctx, head_name),
+        secrets=secrets,
+        wanted_workers=wanted,
+        workers=workers,
+    )

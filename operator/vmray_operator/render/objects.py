@@ -1,0 +1,89 @@
+"""VM Operator objects and Secrets of one cluster, as the API server should hold them."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from typing import Any
+
+from vmray_operator.render import names
+from vmray_operator.render.context import RAY_CLIENT_PORT, RAY_DASHBOARD_PORT, ClusterContext
+
+Body = dict[str, Any]
+VMOP_GROUP = "vmoperator.vmware.com"
+USER_DATA_KEY = "user-data"
+
+
+def _metadata(ctx: ClusterContext, name: str, labels: dict[str, str], **extra: Any) -> Body:
+    return {
+        "name": name,
+        "namespace": ctx.namespace,
+        "labels": labels,
+        "ownerReferences": [ctx.owner_reference()],
+        **extra,
+    }
+
+
+def content_hash(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def bootstrap_secret(ctx: ClusterContext, role: str, node_type: str, user_data: str) -> Body:
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "Opaque",
+        "metadata": _metadata(
+            ctx,
+            names.bootstrap_secret_name(ctx.name, role, node_type),
+            names.labels(ctx.name, role, node_type),
+        ),
+        "data": {USER_DATA_KEY: base64.b64encode(user_data.encode()).decode()},
+    }
+
+
+def virtual_machine(ctx: ClusterContext, name: str, role: str, node_type: str, secret: Body) -> Body:
+    common = ctx.spec.common_node_config
+    user_data = base64.b64decode(secret["data"][USER_DATA_KEY]).decode()
+    spec: Body = {
+        "className": common.available_node_types[node_type].vm_class,
+        "imageName": common.vm_image,
+        "storageClass": common.storage_class,
+        "powerState": "PoweredOn",
+        # TrySoft: the guest gets a shutdown first, so the Ray container stops with SIGTERM and drains.
+        "powerOffMode": "TrySoft",
+        "bootstrap": {"cloudInit": {"rawCloudConfig": {"name": secret["metadata"]["name"], "key": USER_DATA_KEY}}},
+    }
+    if common.network:
+        spec["network"] = common.network
+    return {
+        "apiVersion": f"{VMOP_GROUP}/{ctx.vmop_api_version}",
+        "kind": "VirtualMachine",
+        "metadata": _metadata(
+            ctx,
+            name,
+            names.labels(ctx.name, role, node_type),
+            annotations={names.ANNOTATION_BOOTSTRAP_HASH: content_hash(user_data)},
+        ),
+        "spec": spec,
+    }
+
+
+def head_service(ctx: ClusterContext, head_vm_name: str) -> Body:
+    """LoadBalancer in front of the head: GCS, dashboard and Ray client. Named like the head VM, which
+    is where Ray's autoscaler looks for it."""
+    port = ctx.spec.head_node.port
+    return {
+        "apiVersion": f"{VMOP_GROUP}/{ctx.vmop_api_version}",
+        "kind": "VirtualMachineService",
+        "metadata": _metadata(ctx, head_vm_name, names.labels(ctx.name, names.ROLE_HEAD)),
+        "spec": {
+            "type": "LoadBalancer",
+            "selector": names.head_selector(ctx.name),
+            "ports": [
+                {"name": "gcs", "protocol": "TCP", "port": port, "targetPort": port},
+                {"name": "dashboard", "protocol": "TCP", "port": RAY_DASHBOARD_PORT, "targetPort": RAY_DASHBOARD_PORT},
+                {"name": "client", "protocol": "TCP", "port": RAY_CLIENT_PORT, "targetPort": RAY_CLIENT_PORT},
+            ],
+        },
+    }

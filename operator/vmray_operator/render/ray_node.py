@@ -1,0 +1,105 @@
+"""How a node runs Ray: the container, the `ray start` command and its environment, as data.
+
+The same data is written into the cloud-init twice: as /etc/vmray/node.json (which the local
+simulator reads to start the node) and as the shell script systemd runs on a real VM."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+
+from vmray_operator.api.models import NodeType
+from vmray_operator.render.context import RAY_CLIENT_PORT, RAY_DASHBOARD_PORT, ClusterContext
+from vmray_operator.render.names import ROLE_HEAD
+
+CONTAINER_NAME = "vmray-ray"
+_CPU_KEYS = ("cpu", "CPU")
+_GPU_KEYS = ("gpu", "GPU")
+_MEMORY_KEYS = ("memory",)
+
+
+@dataclass(frozen=True)
+class NodeRuntime:
+    role: str
+    cluster: str
+    node_type: str
+    image: str
+    ray_start: list[str]
+    env: dict[str, str]
+    head_host: str | None  # workers: where the head's GCS answers
+    gcs_port: int
+    setup_commands: list[str]
+    initialization_commands: list[str]
+    num_gpus: int
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2, sort_keys=True)
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else str(value)
+
+
+def resource_arguments(node_type: NodeType) -> list[str]:
+    """`ray start` flags for a node type's resources, in a stable order."""
+    args: list[str] = []
+    custom: dict[str, float] = {}
+    for key, value in sorted(node_type.resources.items()):
+        if key in _CPU_KEYS:
+            args.append(f"--num-cpus={_number(value)}")
+        elif key in _GPU_KEYS:
+            args.append(f"--num-gpus={_number(value)}")
+        elif key in _MEMORY_KEYS:
+            args.append(f"--memory={int(value)}")
+        else:
+            custom[key] = value
+    if custom:
+        args.append("--resources=" + json.dumps(custom, sort_keys=True, separators=(",", ":")))
+    if node_type.ray_labels:
+        args.append("--labels=" + ",".join(f"{k}={v}" for k, v in sorted(node_type.ray_labels.items())))
+    return args
+
+
+def _gpus(node_type: NodeType) -> int:
+    return int(next((node_type.resources[k] for k in _GPU_KEYS if k in node_type.resources), 0))
+
+
+def node_runtime(ctx: ClusterContext, role: str, node_type_name: str) -> NodeRuntime:
+    spec = ctx.spec
+    node_type = spec.common_node_config.available_node_types[node_type_name]
+    port = spec.head_node.port
+    if role == ROLE_HEAD:
+        start = [
+            "ray",
+            "start",
+            "--head",
+            f"--port={port}",
+            "--dashboard-host=0.0.0.0",
+            f"--dashboard-port={RAY_DASHBOARD_PORT}",
+            f"--ray-client-server-port={RAY_CLIENT_PORT}",
+        ]
+        setup = [
+            *spec.common_node_config.setup_commands,
+            *spec.head_node.setup_commands,
+            *spec.head_node.head_setup_commands,
+        ]
+        head_host = None
+    else:
+        start = ["ray", "start", f"--address={ctx.head_address}:{port}"]
+        setup = [*spec.common_node_config.setup_commands, *spec.worker_node.setup_commands]
+        head_host = ctx.head_address
+    start += [*resource_arguments(node_type), "--block"]
+    return NodeRuntime(
+        role=role,
+        cluster=ctx.name,
+        node_type=node_type_name,
+        image=spec.ray_docker_image,
+        ray_start=start,
+        # No usage reports: Supervisor networks are often closed, and a cluster should not phone home.
+        env={"RAY_NODE_TYPE_NAME": node_type_name, "RAY_USAGE_STATS_ENABLED": "0"},
+        head_host=head_host,
+        gcs_port=port,
+        setup_commands=setup,
+        initialization_commands=list(spec.common_node_config.initialization_commands),
+        num_gpus=_gpus(node_type),
+    )

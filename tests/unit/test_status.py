@@ -1,0 +1,168 @@
+"""Status from observations: the readiness ladder, Ray-compatible node fields, conditions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.support.specs import NAME, NOUNCE, sample_spec
+from vmray_operator.reconcile.conditions import find
+from vmray_operator.reconcile.observed import Observed
+from vmray_operator.reconcile.status import StatusInput, compute_status, node_view
+
+T0 = "2026-01-01T00:00:00Z"
+T1 = "2026-01-01T00:05:00Z"
+HEAD = f"{NAME}-h-{NOUNCE}"
+W1, W2 = f"{NAME}-w-aaaaaaaa", f"{NAME}-w-bbbbbbbb"
+WORKERS = {W1: "ray.worker.default", W2: "ray.worker.default"}
+
+
+def vm(
+    name: str,
+    role: str,
+    power: str | None = "PoweredOn",
+    ip: str | None = "10.211.0.2",
+    conditions: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    status: dict[str, Any] = {"conditions": conditions or [{"type": "VirtualMachineCreated", "status": "True"}]}
+    if power:
+        status["powerState"] = power
+    if ip:
+        status["network"] = {"primaryIP4": ip}
+    return {"metadata": {"name": name, "labels": {"vmray.broadcom.com/role": role}}, "status": status}
+
+
+SERVICE = {"metadata": {"name": HEAD}, "status": {"loadBalancer": {"ingress": [{"ip": "10.212.0.1"}]}}}
+
+
+def run(observed: Observed, previous: dict[str, Any] | None = None, now: str = T0, **kw: Any) -> dict[str, Any]:
+    return compute_status(
+        StatusInput(
+            spec=sample_spec(autoscaler_desired_workers=WORKERS),
+            generation=3,
+            head_name=HEAD,
+            observed=observed,
+            previous=previous or {},
+            now=now,
+            **kw,
+        )
+    )
+
+
+def ready_cluster() -> Observed:
+    return Observed(
+        vms={HEAD: vm(HEAD, "head", ip="10.211.0.1"), W1: vm(W1, "worker"), W2: vm(W2, "worker", ip="10.211.0.3")},
+        service=SERVICE,
+    )
+
+
+def test_ladder_of_one_vm() -> None:
+    assert node_view(None).reason == "Provisioning"
+    assert node_view(vm("x", "worker", power=None, ip=None, conditions=[])).reason == "Provisioning"
+    assert node_view(vm("x", "worker", power="PoweredOff", ip=None)).reason == "PoweringOn"
+    assert node_view(vm("x", "worker", ip=None)).reason == "WaitingForNetworkAddress"
+    running = node_view(vm("x", "worker"))
+    assert (running.vm_status, running.ip) == ("running", "10.211.0.2")
+    failed = node_view(
+        vm(
+            "x",
+            "worker",
+            power=None,
+            ip=None,
+            conditions=[
+                {"type": "VirtualMachineClassReady", "status": "False", "reason": "NotFound", "message": "no class"}
+            ],
+        )
+    )
+    assert (failed.vm_status, failed.reason) == ("failure", "NotFound")
+
+
+def test_ready_cluster_status_is_what_ray_reads() -> None:
+    status = run(ready_cluster())
+    assert status["cluster_state"] == "running"
+    assert status["head_node_status"] == {
+        "vm_status": "running",
+        "reason": "Running",
+        "ip": "10.211.0.1",
+        "node_type": "ray.head.default",
+        "power_state": "PoweredOn",
+    }
+    assert set(status["current_workers"]) == {W1, W2}
+    assert status["current_workers"][W1]["node_type"] == "ray.worker.default"
+    assert (status["desired_workers"], status["ready_workers"]) == (2, 2)
+    assert status["vm_service_status"] == {"ip": "10.212.0.1"}
+    assert status["endpoints"]["dashboard"] == "http://10.212.0.1:8265"
+    assert status["endpoints"]["gcs"] == "10.212.0.1:6245"
+    for type_ in ("Ready", "HeadReady", "WorkersReady", "DependenciesReady", "SpecValid"):
+        condition = find(status["conditions"], type_)
+        assert condition is not None
+        assert condition["status"] == "True", type_
+        assert condition["observedGeneration"] == 3
+
+
+def test_unchanged_observations_give_an_identical_status() -> None:
+    first = run(ready_cluster())
+    assert run(ready_cluster(), previous=first, now=T1) == first
+
+
+def test_missing_dependencies_make_the_cluster_pending() -> None:
+    status = run(Observed(), missing=["VirtualMachineImage vmi-x"])
+    assert status["cluster_state"] == "pending"
+    ready = find(status["conditions"], "Ready")
+    assert ready is not None
+    assert ready["reason"] == "DependencyNotFound"
+    assert "VirtualMachineImage vmi-x" in ready["message"]
+    head = find(status["conditions"], "HeadReady")
+    assert head is not None
+    assert head["reason"] == "DependencyNotFound"
+
+
+def test_head_without_load_balancer_waits_for_it() -> None:
+    observed = ready_cluster()
+    status = run(Observed(vms=observed.vms, service={"metadata": {"name": HEAD}}))
+    head = find(status["conditions"], "HeadReady")
+    assert head is not None
+    assert head["reason"] == "WaitingForLoadBalancer"
+    assert "endpoints" not in status
+
+
+def test_worker_still_booting_is_named_in_workers_ready() -> None:
+    observed = ready_cluster()
+    observed.vms[W2] = vm(W2, "worker", ip=None)
+    status = run(observed)
+    workers = find(status["conditions"], "WorkersReady")
+    assert workers is not None
+    assert workers["status"] == "False"
+    assert workers["reason"] == "WorkersProvisioning"
+    assert f"{W2} (WaitingForNetworkAddress)" in workers["message"]
+    assert status["current_workers"][W2]["vm_status"] == "initialized"
+    assert status["ready_workers"] == 1
+
+
+def test_losing_readiness_is_degraded_and_transition_time_moves() -> None:
+    ready = run(ready_cluster())
+    observed = ready_cluster()
+    observed.vms[W1] = vm(W1, "worker", power="PoweredOff", ip=None)
+    degraded = run(observed, previous=ready, now=T1)
+    assert degraded["cluster_state"] == "degraded"
+    condition = find(degraded["conditions"], "Ready")
+    assert condition is not None
+    assert condition["lastTransitionTime"] == T1
+
+
+def test_deleting_and_stuck() -> None:
+    status = run(ready_cluster(), deleting=True, deletion_stuck=[W1])
+    assert status["cluster_state"] == "deleting"
+    ready = find(status["conditions"], "Ready")
+    assert ready is not None
+    assert ready["reason"] == "DeletionStuck"
+    assert W1 in ready["message"]
+
+
+def test_worker_not_desired_any_more_is_still_current_until_gone() -> None:
+    observed = ready_cluster()
+    observed.vms["test-ray-w-leaving0"] = vm("test-ray-w-leaving0", "worker")
+    status = run(observed)
+    assert "test-ray-w-leaving0" in status["current_workers"]
+    workers = find(status["conditions"], "WorkersReady")
+    assert workers is not None
+    assert "removing test-ray-w-leaving0" in workers["message"]
