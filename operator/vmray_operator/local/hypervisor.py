@@ -1,0 +1,135 @@
+"""What the simulator does to 'run' a VM: nothing but bookkeeping (fake), or a network namespace with a
+real Ray node inside and a real TCP load balancer in front of services (ray)."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import tempfile
+from pathlib import Path
+from typing import Protocol
+
+from vmray_operator.local.cloudinit_schema import validate_user_data
+from vmray_operator.local.lbproxy import LoadBalancer, Target
+from vmray_operator.local.network import VmNetwork
+from vmray_operator.local.raynode import RayNode, node_runtime_from_user_data
+
+log = logging.getLogger("vmray.hypervisor")
+
+
+class Hypervisor(Protocol):
+    async def start(self) -> None: ...
+    async def stop(self) -> None: ...
+    def check_bootstrap(self, user_data: str | None) -> list[str]: ...
+    async def power_on(self, key: str, vm_name: str, address: str, user_data: str | None) -> None: ...
+    def is_on(self, key: str) -> bool: ...
+    async def power_off(self, key: str, soft: bool = False) -> None: ...
+    async def expose(self, key: str, address: str, ports: list[tuple[int, int]], target: Target) -> None: ...
+    async def unexpose(self, key: str) -> None: ...
+
+
+class FakeHypervisor:
+    """Only remembers which VMs are on: fast, for tests of the operator's bookkeeping."""
+
+    def __init__(self) -> None:
+        self._on: set[str] = set()
+
+    async def start(self) -> None:
+        return None
+
+    async def stop(self) -> None:
+        self._on.clear()
+
+    def check_bootstrap(self, user_data: str | None) -> list[str]:
+        return []
+
+    async def power_on(self, key: str, vm_name: str, address: str, user_data: str | None) -> None:
+        self._on.add(key)
+
+    def is_on(self, key: str) -> bool:
+        return key in self._on
+
+    async def power_off(self, key: str, soft: bool = False) -> None:
+        self._on.discard(key)
+
+    async def expose(self, key: str, address: str, ports: list[tuple[int, int]], target: Target) -> None:
+        return None
+
+    async def unexpose(self, key: str) -> None:
+        return None
+
+
+def instance_tag(state_dir: Path) -> str:
+    """A short tag, unique per simulator state directory, in the names of its links and namespaces."""
+    return hashlib.sha256(str(state_dir.resolve()).encode()).hexdigest()[:4]
+
+
+def remove_leftovers(state_dir: Path) -> list[str]:
+    """Kills what runs in a (killed) ray-mode simulator's namespaces and deletes them and its bridge."""
+    removed = VmNetwork(instance_tag(state_dir), "10.0.0.0/8").remove_everything_sync()
+    return removed
+
+
+class RayHypervisor:
+    """Every powered-on VM is a network namespace running what its cloud-init would run."""
+
+    def __init__(self, state_dir: Path, vm_network: str, drain_timeout: float = 45.0) -> None:
+        self.state_dir = state_dir
+        self.network = VmNetwork(instance_tag(state_dir), vm_network)
+        self.drain_timeout = drain_timeout
+        self._nodes: dict[str, RayNode | None] = {}  # None: a VM without a Ray node (no node.json)
+        self._balancers: dict[str, LoadBalancer] = {}
+
+    async def start(self) -> None:
+        await self.network.setup()
+
+    async def stop(self) -> None:
+        await asyncio.gather(*(self.power_off(key) for key in list(self._nodes)), return_exceptions=True)
+        for key in list(self._balancers):
+            await self.unexpose(key)
+        await self.network.teardown()
+
+    def check_bootstrap(self, user_data: str | None) -> list[str]:
+        return validate_user_data(user_data) if user_data is not None else []
+
+    async def power_on(self, key: str, vm_name: str, address: str, user_data: str | None) -> None:
+        netns = await self.network.attach(key, address)
+        runtime = node_runtime_from_user_data(user_data) if user_data else None
+        if runtime is None:
+            self._nodes[key] = None
+            return
+        home = self.state_dir / "vms" / key.replace("/", "_")
+        tmp = Path(tempfile.gettempdir()) / f"vr{self.network.instance}" / netns.rsplit("-", 1)[-1]
+        node = RayNode(vm_name, netns, address, runtime, home, tmp)
+        self._nodes[key] = node
+        node.start()
+
+    def is_on(self, key: str) -> bool:
+        return key in self._nodes
+
+    async def power_off(self, key: str, soft: bool = False) -> None:
+        """soft: the guest shuts down (Ray gets SIGTERM and drains, within drain_timeout); otherwise the
+        VM stops at once, as when vSphere destroys it."""
+        if key not in self._nodes:
+            return
+        node = self._nodes.pop(key)
+        netns = self.network.namespace_of(key)
+        if node is not None and netns is not None:
+            await node.stop(lambda: self.network.pids(netns), self.drain_timeout if soft else 0)
+            node.remove_disk()
+        await self.network.detach(key)
+
+    async def expose(self, key: str, address: str, ports: list[tuple[int, int]], target: Target) -> None:
+        if key in self._balancers:
+            return
+        await self.network.add_address(address)
+        balancer = LoadBalancer(address, ports, target)
+        await balancer.start()
+        self._balancers[key] = balancer
+
+    async def unexpose(self, key: str) -> None:
+        balancer = self._balancers.pop(key, None)
+        if balancer is not None:
+            await balancer.stop()
+            await self.network.remove_address(balancer.address)
