@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds and caches the pinned tools the project needs outside the work tree:
-# kube-apiserver and kubectl (from Kubernetes' Go sources), etcd, and the Carvel CLIs.
+# kube-apiserver and kubectl (from Kubernetes' Go sources), etcd, the Carvel CLIs and crane (whose
+# `crane registry serve` is the loopback OCI registry of the Carvel package build).
 # Idempotent: a tool already built at its pinned version is not built again.
 # Result: $VMRAY_CACHE/bin/<tool> points at the pinned build of each tool.
 set -euo pipefail
@@ -180,4 +181,6 @@ install_go_tool ytt carvel.dev/ytt carvel.dev/ytt/cmd/ytt "$YTT_VERSION"
 install_go_tool kbld carvel.dev/kbld carvel.dev/kbld/cmd/kbld "$KBLD_VERSION"
 install_go_tool imgpkg carvel.dev/imgpkg carvel.dev/imgpkg/cmd/imgpkg "$IMGPKG_VERSION"
 install_go_tool kapp carvel.dev/kapp carvel.dev/kapp/cmd/kapp "$KAPP_VERSION"
+install_go_tool crane github.com/google/go-containerregistry github.com/google/go-containerregistry/cmd/crane \
+  "$CRANE_VERSION"
 say "tools ready in $bin ($((SECONDS - start)) s)"

@@ -1,0 +1,111 @@
+"""What `make carvel` produces: the bundle, and the one file a VI admin uploads (PackageMetadata +
+Package), checked against what kapp-controller requires and against the bundle in the registry."""
+
+from __future__ import annotations
+
+import datetime
+import re
+from pathlib import Path
+
+import yaml
+
+from tests.carvel.conftest import (
+    CRD,
+    SAMPLE_VALUES,
+    VERSION,
+    Build,
+    build_package,
+    documents,
+    run,
+    schema_openapi,
+    tool,
+)
+
+SEMVER = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?$")
+DIGEST_REF = re.compile(r"^(?P<repository>[^@\s]+)@(?P<digest>sha256:[0-9a-f]{64})$")
+
+
+def test_package_file_holds_metadata_and_package(package_build: Build) -> None:
+    docs = package_build.package_documents()
+    assert set(docs) == {"PackageMetadata", "Package"}
+    metadata, package = docs["PackageMetadata"], docs["Package"]
+    for doc in (metadata, package):
+        assert doc["apiVersion"] == "data.packaging.carvel.dev/v1alpha1"
+        assert "namespace" not in doc["metadata"]  # vSphere decides where they go
+
+    ref_name = metadata["metadata"]["name"]
+    assert len(ref_name.split(".")) >= 3  # kapp-controller wants a fully qualified name
+    meta = metadata["spec"]
+    for field in ("displayName", "shortDescription", "longDescription", "providerName"):
+        assert isinstance(meta[field], str), field
+        assert meta[field].strip(), field
+    assert meta["maintainers"]
+    assert all(m["name"] for m in meta["maintainers"])
+    assert meta["categories"]
+
+    spec = package["spec"]
+    assert spec["refName"] == ref_name
+    assert spec["version"] == VERSION
+    assert SEMVER.match(VERSION)
+    assert package["metadata"]["name"] == f"{ref_name}.{VERSION}"
+    released = datetime.datetime.fromisoformat(spec["releasedAt"])
+    assert released.tzinfo is not None
+    assert spec["releasedAt"].endswith("Z")
+
+    template = spec["template"]["spec"]
+    (fetch,) = template["fetch"]
+    assert DIGEST_REF.match(fetch["imgpkgBundle"]["image"])
+    assert template["template"] == [
+        {"ytt": {"paths": ["config/"]}},
+        {"kbld": {"paths": ["-", ".imgpkg/images.yml"]}},
+    ]
+    assert template["deploy"] == [{"kapp": {}}]
+
+
+def test_package_values_schema_is_the_ytt_schema(package_build: Build) -> None:
+    package = package_build.package_documents()["Package"]
+    assert package["spec"]["valuesSchema"]["openAPIv3"] == schema_openapi()
+
+
+def test_package_points_at_the_bundle_by_digest(package_build: Build, tmp_path: Path) -> None:
+    image = package_build.package_documents()["Package"]["spec"]["template"]["spec"]["fetch"][0]["imgpkgBundle"]
+    match = DIGEST_REF.match(image["image"])
+    assert match is not None
+    assert match["repository"] == f"{package_build.carvel_registry}/vmray-operator-bundle"
+    assert match["digest"] == package_build.digest
+
+    # What kapp-controller fetches is exactly the bundle directory the build made.
+    pulled = tmp_path / "pulled"
+    run(tool("imgpkg"), "pull", "-b", image["image"], "-o", pulled)
+    built = sorted(p.relative_to(package_build.bundle) for p in package_build.bundle.rglob("*") if p.is_file())
+    assert sorted(p.relative_to(pulled) for p in pulled.rglob("*") if p.is_file()) == built
+    for relative in built:
+        assert (pulled / relative).read_bytes() == (package_build.bundle / relative).read_bytes(), relative
+
+
+def test_bundle_holds_the_templates_the_generated_crd_and_a_digest_lock(package_build: Build) -> None:
+    config = package_build.bundle / "config"
+    assert (config / "crds" / CRD.name).read_bytes() == CRD.read_bytes()
+    lock = yaml.safe_load((package_build.bundle / ".imgpkg" / "images.yml").read_text())
+    assert lock["kind"] == "ImagesLock"
+    (image,) = lock["images"]
+    assert image["annotations"]["kbld.carvel.dev/id"] == "vmray-operator"  # the templates' image name
+    repository, digest = image["image"].split("@")
+    assert repository == package_build.operator_image.rsplit(":", 1)[0]
+    assert digest.startswith("sha256:")
+    # The bundle's templates, through kbld with the lock, name the operator image by digest.
+    rendered = run(tool("ytt"), "-f", config).stdout
+    resolved = documents(
+        run(tool("kbld"), "-f", "-", "-f", package_build.bundle / ".imgpkg" / "images.yml", stdin=rendered).stdout
+    )
+    (deployment,) = [d for d in resolved if d["kind"] == "Deployment"]
+    assert deployment["spec"]["template"]["spec"]["containers"][0]["image"] == image["image"]
+
+
+def test_sample_values_file_is_written(package_build: Build) -> None:
+    assert (package_build.out / "values-sample.yaml").read_text() == SAMPLE_VALUES.read_text()
+
+
+def test_bundle_digest_is_reproducible(package_build: Build, tmp_path: Path) -> None:
+    again = build_package(tmp_path / "again", package_build.registry, package_build.operator_image, push=False)
+    assert again.digest == package_build.digest
