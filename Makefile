@@ -6,7 +6,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help venv tools lint test test-unit test-integration test-e2e bench generate demo demo-down local-up local-down clean
+.PHONY: help venv tools lint test test-unit test-integration test-e2e test-carvel bench generate demo demo-down
+.PHONY: local-up local-down clean carvel carvel-push
 
 help:
 	@echo "make demo       local cloud + operator + the sample Ray cluster (make demo-down stops it)"
@@ -14,6 +15,7 @@ help:
 	@echo "make lint       ruff and mypy --strict"
 	@echo "make test-e2e   only the end-to-end tests (real Ray in every simulated VM)"
 	@echo "make bench      benchmark of the core reconcile (prints figures)"
+	@echo "make carvel     the Supervisor Service package (build/carvel/); make carvel-push REGISTRY=... pushes it"
 	@echo "make generate   regenerate crds/ from the API models"
 	@echo "make tools      build the pinned tools into ~/.cache/vmray-dev"
 
@@ -42,10 +44,15 @@ test-integration: venv tools
 test-e2e: venv tools
 	$(BIN)/pytest -q tests/e2e
 
+test-carvel: venv tools
+	$(BIN)/pytest -q tests/carvel
+
 # e2e runs in its own pytest session: its simulator runs real Ray, the integration suite's does not.
+# carvel too: its operators run as the packaged ServiceAccount, never beside the integration suite's.
 test: venv tools lint
 	$(BIN)/pytest -q tests/unit tests/integration
 	VMRAY_TEST_VMOP_VERSION=v1alpha2 $(BIN)/pytest -q tests/integration/test_cluster_lifecycle.py
+	$(BIN)/pytest -q tests/carvel
 	$(BIN)/pytest -q tests/e2e
 
 bench: venv tools
@@ -69,3 +76,20 @@ demo-down: venv
 
 clean: local-down
 	rm -rf $(VENV) .local-cloud
+
+# The Supervisor Service (README: VI admin). `make carvel` writes build/carvel/: the imgpkg bundle, the
+# file to upload in vSphere Client (PackageMetadata + Package, the bundle pinned by digest) and sample
+# values. CARVEL_REGISTRY is where the Package says the bundle lives; OPERATOR_IMAGE is the image built
+# from the Dockerfile (default $(CARVEL_REGISTRY)/vmray-operator:<version>, resolved to its digest; a
+# reference with @sha256: needs no registry). `make carvel-push REGISTRY=<registry>/<path>` also pushes
+# the bundle there (credentials as for docker push) and checks its digest.
+CARVEL_REGISTRY ?= ghcr.io/vmray-operator
+CARVEL_OUT ?= build/carvel
+OPERATOR_IMAGE ?=
+
+carvel: tools
+	CARVEL_REGISTRY='$(CARVEL_REGISTRY)' OPERATOR_IMAGE='$(OPERATOR_IMAGE)' bash ci/scripts/build-carvel.sh '$(CARVEL_OUT)'
+
+carvel-push: tools
+	@test -n '$(REGISTRY)' || { echo 'usage: make carvel-push REGISTRY=<registry>/<path> [OPERATOR_IMAGE=...]' >&2; exit 2; }
+	PUSH=1 CARVEL_REGISTRY='$(REGISTRY)' OPERATOR_IMAGE='$(OPERATOR_IMAGE)' bash ci/scripts/build-carvel.sh '$(CARVEL_OUT)'

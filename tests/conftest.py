@@ -50,13 +50,17 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 @pytest.fixture(scope="session")
 def kubeconfig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """A real API server: the local control plane (started here), or VMRAY_TEST_KUBECONFIG's."""
+    yield from control_plane(tmp_path_factory)
+
+
+def control_plane(tmp_path_factory: pytest.TempPathFactory, extra_ips: tuple[str, ...] = ()) -> Iterator[Path]:
     if EXTERNAL_KUBECONFIG:
         yield Path(EXTERNAL_KUBECONFIG)
         return
     state_dir = tmp_path_factory.mktemp("control-plane")
     started = time.monotonic()
     try:
-        controlplane.up(state_dir)
+        controlplane.up(state_dir, extra_ips=extra_ips)
         asyncio.run(_install(controlplane.kubeconfig_path(state_dir)))
     except Exception as error:  # the run must fail with the reason, never skip
         controlplane.down(state_dir)

@@ -65,7 +65,7 @@ def _simulator(args: argparse.Namespace) -> int:
 
     hypervisor: Hypervisor = FakeHypervisor()
     if args.mode == "ray":
-        hypervisor = RayHypervisor(Path(args.state_dir).resolve(), args.vm_network, args.drain_timeout)
+        hypervisor = RayHypervisor(Path(args.state_dir).resolve(), args.vm_network, args.drain_timeout, args.api_server)
     kube = Kube.from_kubeconfig(args.kubeconfig)
     config = SimulatorConfig(
         api_version=args.vmop_version,
@@ -152,6 +152,10 @@ def parser() -> argparse.ArgumentParser:
     sim.add_argument("--vm-network", default=SimulatorConfig.vm_network)
     sim.add_argument("--lb-network", default=SimulatorConfig.lb_network)
     sim.add_argument("--drain-timeout", type=float, default=45.0, help="seconds a powered-off Ray node may drain")
+    sim.add_argument(
+        "--api-server",
+        help="host:port of the API server to forward to from the VMs' gateway, port 6443 (ray mode)",
+    )
     defaults = SimulatorConfig()
     for name in ("create_delay", "power_delay", "ip_delay", "delete_delay", "lb_delay"):
         sim.add_argument(

@@ -120,7 +120,8 @@ def main() -> int:
         time.sleep(3)  # let the last status writes land before counting
         after_create = bench.operator_requests()
         requests = sum(after_create.values()) - sum(before.values())
-        objects_per_cluster = (1 + args.workers) + 1 + 2  # VMs, service, two bootstrap Secrets
+        # VMs, service, two bootstrap Secrets, the autoscaler's ServiceAccount, Role, RoleBinding and token Secret
+        objects_per_cluster = (1 + args.workers) + 1 + 2 + 4
         latencies = [
             watcher.status_ip_at[vm] - watcher.vm_ip_at[vm] for vm in watcher.vm_ip_at if vm in watcher.status_ip_at
         ]

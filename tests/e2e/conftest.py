@@ -3,19 +3,29 @@ operator probing Ray. Run apart from tests/integration, whose simulator is the f
 
 from __future__ import annotations
 
+import base64
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 
-from tests.conftest import FIGURES, running_operator
+from tests.conftest import FIGURES, control_plane, running_operator
 from tests.support.memory import PeakMemory
 from vmray_operator.config import Settings
 from vmray_operator.controller.runtime import Controller
 from vmray_operator.local import cloud, processes
 from vmray_operator.local.hypervisor import remove_leftovers
+from vmray_operator.local.network import gateway_of, guest_api_address
 
 VM_NETWORK, LB_NETWORK = "10.213.0.0/16", "10.214.0.0/16"
+GUEST_API = guest_api_address(VM_NETWORK)  # where the heads' autoscalers reach the API server
+
+
+@pytest.fixture(scope="session")
+def kubeconfig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The control plane, its serving certificate valid where the VMs reach it too."""
+    yield from control_plane(tmp_path_factory, extra_ips=(gateway_of(VM_NETWORK),))
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -50,6 +60,8 @@ def simulator(kubeconfig: Path, tmp_path_factory: pytest.TempPathFactory) -> Ite
         "0.1",
         "--drain-timeout",
         "30",
+        "--api-server",
+        api_server_of(kubeconfig),
     )
     yield sim_dir
     processes.stop(state_dir, "simulator", timeout=60)
@@ -59,6 +71,21 @@ def simulator(kubeconfig: Path, tmp_path_factory: pytest.TempPathFactory) -> Ite
 
 @pytest.fixture(scope="session")
 async def operator(kubeconfig: Path, simulator: Path) -> AsyncIterator[Controller]:
-    settings = Settings(dependency_recheck=0.5, deletion_timeout=120.0, api_server_location="127.0.0.1:6443")
+    settings = Settings(
+        dependency_recheck=0.5,
+        deletion_timeout=120.0,
+        api_server_location=GUEST_API,
+        api_server_ca_cert=ca_of(kubeconfig),
+    )
     async with running_operator(kubeconfig, settings) as controller:
         yield controller
+
+
+def api_server_of(kubeconfig: Path) -> str:
+    server: str = yaml.safe_load(kubeconfig.read_text())["clusters"][0]["cluster"]["server"]
+    return server.removeprefix("https://")
+
+
+def ca_of(kubeconfig: Path) -> str:
+    cluster = yaml.safe_load(kubeconfig.read_text())["clusters"][0]["cluster"]
+    return base64.b64decode(cluster["certificate-authority-data"]).decode()

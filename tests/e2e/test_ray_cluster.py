@@ -3,16 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import subprocess
-import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import aiohttp
-
-from tests.support.clusters import cluster_vms, get_cluster, sample, wait_condition
+from tests.e2e.ray_clusters import READY_TIMEOUT, ray_cluster, ray_nodes, ready_cluster, submit_job
+from tests.support.clusters import cluster_vms, get_cluster, wait_condition
 from tests.support.waiting import wait_for
 from vmray_operator.controller.runtime import Controller
 from vmray_operator.kube import resources as r
@@ -20,7 +15,6 @@ from vmray_operator.kube.client import Kube
 from vmray_operator.local.network import ip
 
 DEMO_JOB = Path(__file__).resolve().parents[2] / "operator" / "vmray_operator" / "local" / "demo_job"
-READY_TIMEOUT = 240.0
 
 
 def processes_of(vm_names: set[str]) -> list[int]:
@@ -37,37 +31,6 @@ def processes_of(vm_names: set[str]) -> list[int]:
             if variable.startswith(b"RAY_CLOUD_INSTANCE_ID=") and variable.split(b"=", 1)[1].decode() in vm_names:
                 found.append(int(entry.name))
     return found
-
-
-async def ray_nodes(dashboard: str) -> list[dict[str, Any]]:
-    async with (
-        aiohttp.ClientSession() as session,
-        session.get(
-            f"{dashboard}/api/v0/nodes?limit=100&detail=true", timeout=aiohttp.ClientTimeout(total=10)
-        ) as response,
-    ):
-        body = await response.json(content_type=None)
-    nodes: list[dict[str, Any]] = body["data"]["result"]["result"]
-    return nodes
-
-
-async def ready_cluster(kube: Kube, namespace: str, name: str) -> dict[str, Any]:
-    await kube.create(r.VMRAYCLUSTERS, sample(namespace, name), namespace)
-    return await wait_condition(kube, namespace, name, "Ready", timeout=READY_TIMEOUT)
-
-
-@contextlib.asynccontextmanager
-async def ray_cluster(kube: Kube, namespace: str, name: str) -> AsyncIterator[dict[str, Any]]:
-    """A Ready cluster, deleted (and waited for) afterwards: two machines' worth of Ray at once is enough."""
-    try:
-        yield await ready_cluster(kube, namespace, name)
-    finally:
-        await kube.delete(r.VMRAYCLUSTERS, name, namespace)
-
-        async def gone() -> bool:
-            return await get_cluster(kube, namespace, name) is None
-
-        await wait_for(gone, timeout=180, what=f"{name} deleted")
 
 
 async def test_sample_runs_ray_and_status_agrees_with_ray(kube: Kube, namespace: str, operator: Controller) -> None:
@@ -97,25 +60,7 @@ async def _check_status_and_job(kube: Kube, namespace: str, cluster: dict[str, A
     assert ray_healthy["status"] == "True"
 
     # A job submitted through the dashboard address the status gives runs a task on every node.
-    job = await asyncio.to_thread(
-        subprocess.run,
-        [
-            str(Path(sys.executable).parent / "ray"),
-            "job",
-            "submit",
-            "--address",
-            status["endpoints"]["dashboard"],
-            "--working-dir",
-            str(DEMO_JOB),
-            "--",
-            "python",
-            "demo_job.py",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    job = await submit_job(status["endpoints"]["dashboard"], DEMO_JOB, "python", "demo_job.py")
     assert job.returncode == 0, job.stdout[-2000:] + job.stderr[-2000:]
     assert "3 of 3 Ray nodes took part" in job.stdout
     vm_names = {n for n in await cluster_vms(kube, namespace, "e2e")}
@@ -123,14 +68,33 @@ async def _check_status_and_job(kube: Kube, namespace: str, cluster: dict[str, A
     assert answered == vm_names  # each task ran on its own VM, named like it
 
 
+# A task placed on the worker that is about to go; it outlives the moment the worker is removed.
+LONG_TASK_JOB = """
+import socket, sys, time
+import ray
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+ray.init()
+node = next(n for n in ray.nodes() if n["Alive"] and n["NodeManagerAddress"] == sys.argv[1])
+
+@ray.remote(num_cpus=1, max_retries=3)
+def long_task(seconds):
+    time.sleep(seconds)
+    return socket.gethostname()
+
+ref = long_task.options(scheduling_strategy=NodeAffinitySchedulingStrategy(node["NodeID"], soft=True)).remote(15)
+print("long task result from", ray.get(ref))
+"""
+
+
 async def test_scaling_adds_a_node_and_removes_one_after_a_drain(
-    kube: Kube, namespace: str, operator: Controller
+    kube: Kube, namespace: str, operator: Controller, tmp_path: Path
 ) -> None:
     async with ray_cluster(kube, namespace, "scaled") as cluster:
-        await _scale_up_and_down(kube, namespace, cluster)
+        await _scale_up_and_down(kube, namespace, cluster, tmp_path)
 
 
-async def _scale_up_and_down(kube: Kube, namespace: str, cluster: dict[str, Any]) -> None:
+async def _scale_up_and_down(kube: Kube, namespace: str, cluster: dict[str, Any], tmp_path: Path) -> None:
     dashboard = cluster["status"]["endpoints"]["dashboard"]
     await kube.patch(
         r.VMRAYCLUSTERS,
@@ -149,6 +113,11 @@ async def _scale_up_and_down(kube: Kube, namespace: str, cluster: dict[str, Any]
     extra_ip = grown["status"]["current_workers"]["scaled-w-extra000"]["ip"]
     assert any(n["node_ip"] == extra_ip and n["state"] == "ALIVE" for n in await ray_nodes(dashboard))
 
+    # Work on the worker when it is removed is not lost: it finishes while Ray drains the node, or Ray
+    # runs it again elsewhere.
+    (tmp_path / "long_task.py").write_text(LONG_TASK_JOB)
+    job = asyncio.create_task(submit_job(dashboard, tmp_path, "python", "long_task.py", extra_ip))
+    await asyncio.sleep(8)  # the driver starts and places the task
     await kube.patch(
         r.VMRAYCLUSTERS, "scaled", {"spec": {"autoscaler_desired_workers": {"scaled-w-extra000": None}}}, namespace
     )
@@ -161,6 +130,9 @@ async def _scale_up_and_down(kube: Kube, namespace: str, cluster: dict[str, Any]
     assert gone
     assert gone[-1]["state"] == "DEAD"
     assert "draining" in (gone[-1].get("state_message") or ""), gone[-1]  # SIGTERM drain, not a crash
+    result = await job
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert "long task result from scaled-" in result.stdout
     await wait_condition(kube, namespace, "scaled", "Ready", timeout=60)
 
 

@@ -92,6 +92,24 @@ CASES: list[tuple[str, Mutation, str]] = [
     ("auth-secret-name", _set("spec.docker_config.auth_secret_name", "Bad Name"), "auth_secret_name"),
     ("vm-user-shape", _set("spec.common_node_config.vm_user", "Root User"), "vm_user"),
     ("unknown-field", _set("spec.head_node.gpus", 1), "spec.head_node.gpus"),
+    (
+        "password-twice",
+        _set("spec.common_node_config.vm_password_secret", {"name": "ray-password"}),
+        "vm_password_secret",
+    ),
+    (
+        "nfs-export-relative",
+        _set("spec.common_node_config.shared_storage", {"nfs_server": "nas", "export_path": "x"}),
+        "export_path",
+    ),
+    (
+        "nfs-options-injection",
+        _set(
+            "spec.common_node_config.shared_storage",
+            {"nfs_server": "nas", "export_path": "/x", "mount_options": "rw 0 0\n/dev/sda /"},
+        ),
+        "mount_options",
+    ),
 ]
 
 
@@ -164,3 +182,19 @@ async def test_the_seed_sample_and_a_ray_up_cluster_are_accepted(kube: Kube, nam
     }
     created = await kube.create(r.VMRAYCLUSTERS, ray_up, namespace, strict=True)
     assert created["spec"]["head_node"]["head_setup_commands"] == ["pip list"]
+
+
+@pytest.mark.parametrize("salt_hash", ["", None, "absent"])
+async def test_a_password_secret_is_accepted_without_an_inline_hash(
+    kube: Kube, namespace: str, salt_hash: str | None
+) -> None:
+    body = sample(namespace, "by-secret")
+    common = body["spec"]["common_node_config"]
+    if salt_hash == "absent":
+        del common["vm_password_salt_hash"]
+    else:
+        common["vm_password_salt_hash"] = salt_hash
+    common["vm_password_secret"] = {"name": "ray-login", "key": "hash"}
+    common["shared_storage"] = {"nfs_server": "10.0.0.9", "export_path": "/vsanfs/ray"}
+    created = await kube.create(r.VMRAYCLUSTERS, body, namespace, strict=True)
+    assert created["spec"]["common_node_config"]["shared_storage"]["mount_path"] == "/mnt/shared_storage"

@@ -6,7 +6,7 @@ import copy
 import datetime
 from typing import Any
 
-from tests.support.specs import context, sample_spec
+from tests.support.specs import context, head_of, sample_spec
 from vmray_operator.reconcile.observed import Observed
 from vmray_operator.reconcile.plan import Create, Delete, Drain, Kind, Update, deletion_plan, plan, retire
 from vmray_operator.render.desired import DesiredState, desired_state
@@ -30,17 +30,25 @@ def _all_of(desired: DesiredState) -> Observed:
     return Observed(
         vms={
             n: _existing(vm)
-            for n, vm in {desired.head_vm["metadata"]["name"]: desired.head_vm, **desired.workers}.items()
+            for n, vm in {head_of(desired)["metadata"]["name"]: head_of(desired), **desired.workers}.items()
         },
         service=_existing(desired.service),
-        secrets={n: _existing(s) for n, s in desired.secrets.items()},
+        secrets={n: _existing(s) for n, s in {**desired.secrets, **_token_secrets(desired)}.items()},
     )
+
+
+def _token_secrets(desired: DesiredState) -> dict[str, Any]:
+    return {desired.token_secret["metadata"]["name"]: desired.token_secret} if desired.token_secret else {}
 
 
 def test_empty_cluster_creates_secrets_then_service_then_head_then_workers() -> None:
     actions = plan(_desired(), Observed(), DRAIN)
     kinds = [(type(a).__name__, a.kind) for a in actions]
     assert kinds == [
+        ("Create", Kind.SERVICE_ACCOUNT),
+        ("Create", Kind.ROLE),
+        ("Create", Kind.ROLE_BINDING),
+        ("Create", Kind.TOKEN_SECRET),
         ("Create", Kind.SECRET),
         ("Create", Kind.SECRET),
         ("Create", Kind.SERVICE),
@@ -84,7 +92,7 @@ def test_vm_already_being_deleted_is_left_alone() -> None:
 def test_changed_bootstrap_updates_the_secret_and_changed_ports_update_the_service() -> None:
     desired = _desired()
     observed = _all_of(desired)
-    head_secret = desired.head_vm["spec"]["bootstrap"]["cloudInit"]["rawCloudConfig"]["name"]
+    head_secret = head_of(desired)["spec"]["bootstrap"]["cloudInit"]["rawCloudConfig"]["name"]
     observed.secrets[head_secret]["data"]["user-data"] = "b2xk"
     observed.service["spec"]["ports"] = []  # type: ignore[index]
     actions = plan(desired, observed, DRAIN)
@@ -94,7 +102,7 @@ def test_changed_bootstrap_updates_the_secret_and_changed_ports_update_the_servi
 def test_stray_head_is_deleted_and_unused_secret_too() -> None:
     desired = _desired()
     observed = _all_of(desired)
-    stray = copy.deepcopy(desired.head_vm)
+    stray = copy.deepcopy(head_of(desired))
     stray["metadata"]["name"] = "test-ray-h-oldnounc"
     stray["metadata"]["uid"] = "old"
     observed.vms["test-ray-h-oldnounc"] = stray

@@ -8,7 +8,7 @@ import shlex
 import yaml
 
 from tests.support.golden import assert_golden
-from tests.support.specs import NAME, NOUNCE, context, sample_spec
+from tests.support.specs import NAME, NOUNCE, context, head_of, sample_spec
 from vmray_operator.api.models import NodeType
 from vmray_operator.render import names
 from vmray_operator.render.desired import desired_state
@@ -25,9 +25,9 @@ def _user_data(secret: dict[str, object]) -> str:
 
 def test_head_vm_service_and_secret_golden() -> None:
     desired = desired_state(context(sample_spec(autoscaler_desired_workers=WORKERS)))
-    assert_golden("head-vm.yaml", desired.head_vm)
+    assert_golden("head-vm.yaml", head_of(desired))
     assert_golden("head-service.yaml", desired.service)
-    head_secret = desired.secrets[desired.head_vm["spec"]["bootstrap"]["cloudInit"]["rawCloudConfig"]["name"]]
+    head_secret = desired.secrets[head_of(desired)["spec"]["bootstrap"]["cloudInit"]["rawCloudConfig"]["name"]]
     assert_golden("head-user-data.yaml", _user_data(head_secret))
 
 
@@ -51,18 +51,18 @@ def test_workers_wait_for_the_head_address_but_stay_wanted() -> None:
     desired = desired_state(context(sample_spec(autoscaler_desired_workers=WORKERS), head_address=None))
     assert desired.workers == {}
     assert desired.wanted_workers == WORKERS
-    assert desired.head_vm["metadata"]["name"] == f"{NAME}-h-{NOUNCE}"
+    assert head_of(desired)["metadata"]["name"] == f"{NAME}-h-{NOUNCE}"
 
 
 def test_vm_operator_version_is_used_for_every_object() -> None:
     desired = desired_state(context(sample_spec(autoscaler_desired_workers=WORKERS), version="v1alpha5"))
-    for body in (desired.head_vm, desired.service, *desired.workers.values()):
+    for body in (head_of(desired), desired.service, *desired.workers.values()):
         assert body["apiVersion"] == "vmoperator.vmware.com/v1alpha5"
 
 
 def test_every_object_is_owned_by_the_cluster_and_labelled() -> None:
     desired = desired_state(context(sample_spec(autoscaler_desired_workers=WORKERS)))
-    for body in (desired.head_vm, desired.service, *desired.workers.values(), *desired.secrets.values()):
+    for body in (head_of(desired), desired.service, *desired.workers.values(), *desired.secrets.values()):
         meta = body["metadata"]
         assert meta["labels"][names.LABEL_CLUSTER] == NAME
         assert meta["ownerReferences"][0]["controller"] is True
@@ -72,7 +72,7 @@ def test_changing_the_image_changes_the_bootstrap_hash() -> None:
     first = desired_state(context(sample_spec()))
     second = desired_state(context(sample_spec(ray_docker_image="rayproject/ray:2.59.0")))
     key = names.ANNOTATION_BOOTSTRAP_HASH
-    assert first.head_vm["metadata"]["annotations"][key] != second.head_vm["metadata"]["annotations"][key]
+    assert head_of(first)["metadata"]["annotations"][key] != head_of(second)["metadata"]["annotations"][key]
 
 
 def test_resources_become_ray_start_flags() -> None:

@@ -166,3 +166,70 @@ def test_worker_not_desired_any_more_is_still_current_until_gone() -> None:
     workers = find(status["conditions"], "WorkersReady")
     assert workers is not None
     assert "removing test-ray-w-leaving0" in workers["message"]
+
+
+def test_outdated_vms_are_marked_and_up_to_date_turns_false_without_blocking_ready() -> None:
+    status = run(ready_cluster(), outdated=[W2, HEAD])
+    assert status["current_workers"][W2]["outdated"] is True
+    assert "outdated" not in status["current_workers"][W1]
+    assert status["head_node_status"]["outdated"] is True
+    up_to_date = find(status["conditions"], "UpToDate")
+    assert up_to_date is not None
+    assert (up_to_date["status"], up_to_date["reason"]) == ("False", "RollingUpdate")
+    assert f"{W2}, {HEAD}" in up_to_date["message"]
+    ready = find(status["conditions"], "Ready")
+    assert ready is not None
+    assert ready["status"] == "True"
+    assert status["cluster_state"] == "running"
+
+
+def test_a_steady_cluster_is_up_to_date_and_carries_no_outdated_fields() -> None:
+    status = run(ready_cluster())
+    up_to_date = find(status["conditions"], "UpToDate")
+    assert up_to_date is not None
+    assert (up_to_date["status"], up_to_date["reason"]) == ("True", "UpToDate")
+    assert "outdated" not in status["head_node_status"]
+    assert all("outdated" not in w for w in status["current_workers"].values())
+
+
+def test_the_end_of_a_rollout_clears_the_marks() -> None:
+    rolling = run(ready_cluster(), outdated=[W1])
+    done = run(ready_cluster(), previous=rolling, now=T1)
+    assert "outdated" not in done["current_workers"][W1]
+    up_to_date = find(done["conditions"], "UpToDate")
+    assert up_to_date is not None
+    assert (up_to_date["status"], up_to_date["lastTransitionTime"]) == ("True", T1)
+
+
+def test_the_rolling_update_message_names_at_most_ten_vms() -> None:
+    many = [f"{NAME}-w-{i:08d}" for i in range(12)]
+    status = run(ready_cluster(), outdated=many)
+    up_to_date = find(status["conditions"], "UpToDate")
+    assert up_to_date is not None
+    assert all(name in up_to_date["message"] for name in many[:10])
+    assert not any(name in up_to_date["message"] for name in many[10:])
+    assert up_to_date["message"].startswith("replacing 12 outdated VMs")
+    assert up_to_date["message"].endswith("and 2 more")
+
+
+def test_deletion_leaves_up_to_date_as_it_was() -> None:
+    rolling = run(ready_cluster(), outdated=[W1])
+    deleting = run(ready_cluster(), previous=rolling, now=T1, deleting=True)
+    assert find(deleting["conditions"], "UpToDate") == find(rolling["conditions"], "UpToDate")
+    assert "outdated" not in deleting["current_workers"][W1]
+
+
+def test_tls_condition_says_that_tls_is_not_applied_and_does_not_block_ready() -> None:
+    on = compute_status(_input(ready_cluster(), sample_spec(autoscaler_desired_workers=WORKERS)))
+    tls = find(on["conditions"], "TLS")
+    assert tls is not None
+    assert (tls["status"], tls["reason"]) == ("False", "NotApplied")
+    assert "not encrypted" in tls["message"]
+    assert (find(on["conditions"], "Ready") or {}).get("status") == "True"
+    off = compute_status(_input(ready_cluster(), sample_spec(autoscaler_desired_workers=WORKERS, enable_tls=False)))
+    assert find(off["conditions"], "TLS") is None
+    assert (find(off["conditions"], "Ready") or {}).get("status") == "True"
+
+
+def _input(observed: Observed, spec: Any) -> StatusInput:
+    return StatusInput(spec=spec, generation=3, head_name=HEAD, observed=observed, previous={}, now=T0)

@@ -72,6 +72,14 @@ _SPEC_RULES: list[dict[str, str]] = [
         "message": "autoscaler_desired_workers: more workers than common_node_config.max_workers",
         "fieldPath": ".autoscaler_desired_workers",
     },
+    {
+        "rule": "!has(self.common_node_config.vm_password_secret) || "
+        "!has(self.common_node_config.vm_password_salt_hash) || "
+        "self.common_node_config.vm_password_salt_hash == ''",
+        "message": "common_node_config.vm_password_secret: give the password hash either here or in "
+        "vm_password_salt_hash, not both",
+        "fieldPath": ".common_node_config.vm_password_secret",
+    },
     *({"rule": rule, "message": f"{field} is immutable", "fieldPath": f".{field}"} for field, rule in _IMMUTABLE),
 ]
 

@@ -118,6 +118,51 @@ class NodeType(_Model):
     )
 
 
+class SecretKeyRef(_Model):
+    name: str = Field(
+        min_length=1,
+        max_length=253,
+        pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$",
+        description="Name of a Secret in the cluster's namespace.",
+    )
+    key: str = Field(
+        default="password_hash",
+        min_length=1,
+        max_length=253,
+        pattern=r"^[-._a-zA-Z0-9]+$",
+        description="Key in the Secret's data.",
+    )
+
+
+class SharedStorage(_Model):
+    nfs_server: str = Field(
+        min_length=1,
+        max_length=253,
+        pattern=r"^[A-Za-z0-9]([-A-Za-z0-9.:]*[A-Za-z0-9])?$",
+        description="Host name or address of the NFS server, for example a vSAN File Service share's address.",
+    )
+    export_path: str = Field(
+        min_length=1,
+        max_length=1024,
+        pattern=r"^/[^\s,]*$",
+        description="Exported path on the server, as the file share shows it.",
+    )
+    mount_path: str = Field(
+        default="/mnt/shared_storage",
+        min_length=2,
+        max_length=1024,
+        pattern=r"^/[A-Za-z0-9._/-]*$",
+        description="Where every VM mounts it; the Ray container sees it at the same path (for Ray Train and "
+        "Tune's storage_path).",
+    )
+    mount_options: str = Field(
+        default="nfsvers=4.1,nofail",
+        max_length=512,
+        pattern=r"^[A-Za-z0-9=,._:-]*$",
+        description="NFS mount options; nofail is added if missing, so a VM boots even while the server is away.",
+    )
+
+
 class CommonNodeConfig(_Model):
     vm_image: str = Field(
         min_length=1,
@@ -142,8 +187,16 @@ class CommonNodeConfig(_Model):
         default=None,
         max_length=512,
         pattern=PASSWORD_HASH,
-        description="crypt(3) hash of vm_user's password (for example from `mkpasswd -m sha-512`). Empty: "
-        "password login is locked.",
+        description="crypt(3) hash of vm_user's password (for example from `mkpasswd -m sha-512`). Empty, and "
+        "no vm_password_secret: password login is locked.",
+    )
+    vm_password_secret: SecretKeyRef | None = Field(
+        default=None,
+        description="A Secret holding the crypt(3) hash of vm_user's password, instead of vm_password_salt_hash.",
+    )
+    shared_storage: SharedStorage | None = Field(
+        default=None,
+        description="An NFS share every VM mounts before Ray starts (for example from vSAN File Service).",
     )
     max_workers: int = Field(
         default=2,
@@ -243,6 +296,11 @@ class NodeStatus(_Model):
     reason: str | None = Field(default=None, description="Why the VM is not running yet, as one word.")
     ray_status: str | None = Field(default=None, description="ALIVE or DEAD, as Ray reports the VM's node.")
     ray_node_id: str | None = Field(default=None, description="Ray's id of the VM's node.")
+    outdated: bool | None = Field(
+        default=None,
+        description="true while the VM runs an outdated bootstrap or VM class and waits to be replaced (drained, "
+        "deleted and created again under the same name); absent otherwise.",
+    )
 
 
 class RaySummary(_Model):
@@ -287,4 +345,8 @@ class VMRayClusterStatus(_Model):
     desired_workers: int | None = Field(default=None, description="Worker VMs wanted.")
     ready_workers: int | None = Field(default=None, description="Worker VMs running.")
     observed_generation: int | None = Field(default=None, description="Spec generation this status describes.")
-    conditions: list[Condition] = Field(default_factory=list, description="Ready, HeadReady, WorkersReady, ...")
+    conditions: list[Condition] = Field(
+        default_factory=list,
+        description="Ready, HeadReady, WorkersReady, RayHealthy, DependenciesReady, SpecValid; and UpToDate, False "
+        "with reason RollingUpdate while outdated VMs are replaced one at a time (it does not affect Ready).",
+    )

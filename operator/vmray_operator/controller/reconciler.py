@@ -22,10 +22,11 @@ from vmray_operator.kube.prerequisites import PrerequisiteChecker
 from vmray_operator.reconcile.adoption import adoption_patch
 from vmray_operator.reconcile.conditions import find
 from vmray_operator.reconcile.diff import merge_patch
-from vmray_operator.reconcile.observed import load_balancer_ip
+from vmray_operator.reconcile.observed import issued_token, load_balancer_ip
 from vmray_operator.reconcile.plan import Action, Create, Drain, Kind, Update, deletion_plan, draining, plan
+from vmray_operator.reconcile.rollout import rollout
 from vmray_operator.reconcile.status import StatusInput, compute_status
-from vmray_operator.render import names
+from vmray_operator.render import identity, names
 from vmray_operator.render.context import RAY_DASHBOARD_PORT, ClusterContext, OperatorDefaults
 from vmray_operator.render.desired import desired_state
 
@@ -71,6 +72,10 @@ class Reconciler:
             Kind.VM: r.VIRTUAL_MACHINES.at_version(vmop_version),
             Kind.SERVICE: r.VIRTUAL_MACHINE_SERVICES.at_version(vmop_version),
             Kind.SECRET: r.SECRETS,
+            Kind.TOKEN_SECRET: r.SECRETS,
+            Kind.SERVICE_ACCOUNT: r.SERVICE_ACCOUNTS,
+            Kind.ROLE: r.ROLES,
+            Kind.ROLE_BINDING: r.ROLE_BINDINGS,
         }
 
     async def reconcile(self, key: Key) -> float | None:
@@ -103,6 +108,7 @@ class Reconciler:
         if invalid:
             wanted = {w: t for w, t in spec.autoscaler_desired_workers.items() if w not in invalid}
             spec = spec.model_copy(update={"autoscaler_desired_workers": wanted})
+        referenced = await self.prerequisites.user_secrets(namespace, spec)
         ctx = ClusterContext(
             name=name,
             namespace=namespace,
@@ -112,25 +118,34 @@ class Reconciler:
             vmop_api_version=self.vmop_version,
             head_address=load_balancer_ip(observed.service),
             defaults=OperatorDefaults(self.settings.api_server_location, self.settings.api_server_ca_cert),
+            autoscaler_token=issued_token(observed.secrets.get(identity.token_secret_name(name))),
+            created_by=body["metadata"]["labels"].get(names.CREATED_BY_LABEL),
+            password_hash=referenced.password_hash,
+            registry_credentials=referenced.registry,
         )
         desired = desired_state(ctx)
         actions = plan(desired, observed, Drain(self.clock(), self.settings.drain_timeout))
+        if referenced.missing:  # without them the nodes' cloud-init cannot be rendered: change nothing
+            actions = []
+        step = rollout(desired, observed)  # what the plan replaces, for the prerequisites and the status
         ray_view = None
         if self.prober:
             dashboard = f"http://{ctx.head_address}:{RAY_DASHBOARD_PORT}" if ctx.head_address else None
             self.prober.watch(key, dashboard)
             ray_view = self.prober.view(key)
-        missing: list[str] = []
-        if any(isinstance(a, Create) and a.kind is Kind.VM for a in actions):
-            missing = await self.prerequisites.missing(namespace, spec)
-            if missing:
-                actions = [a for a in actions if not (isinstance(a, Create) and a.kind is Kind.VM)]
+        missing: list[str] = list(referenced.missing)
+        if step.start or any(isinstance(a, Create) and a.kind is Kind.VM for a in actions):
+            missing += await self.prerequisites.missing(namespace, spec)
+            if missing:  # no VM is made, and none is taken away to be replaced, until they exist
+                actions = [
+                    a for a in actions if not (a.kind is Kind.VM and (isinstance(a, Create) or a.name == step.start))
+                ]
         await self._apply(body, actions)
         status = compute_status(
             StatusInput(
                 spec=spec,
                 generation=int(body["metadata"].get("generation", 0)),
-                head_name=desired.head_vm["metadata"]["name"],
+                head_name=names.head_vm_name(name, ctx.nounce),
                 observed=observed,
                 previous=body.get("status") or {},
                 now=_timestamp(self.clock()),
@@ -138,6 +153,7 @@ class Reconciler:
                 invalid=[f"autoscaler_desired_workers: {w} does not start with {name}-" for w in invalid],
                 probe_ray=self.prober is not None,
                 ray=ray_view,
+                outdated=list(step.outdated),
             )
         )
         await self._write_status(body, status)
@@ -185,8 +201,10 @@ class Reconciler:
         return DELETION_POLL
 
     async def _apply(self, cluster: Body, actions: list[Action]) -> None:
-        """Secrets and the service before the VMs that need them; the calls of one step go out together."""
-        steps = [[a for a in actions if a.kind is not Kind.VM], [a for a in actions if a.kind is Kind.VM]]
+        """Secrets and the service before the VMs that need them, a ServiceAccount before its token Secret;
+        the calls of one step go out together."""
+        later = (Kind.TOKEN_SECRET, Kind.VM)
+        steps = [[a for a in actions if a.kind not in later], *([a for a in actions if a.kind is k] for k in later)]
         for step in steps:
             results = await asyncio.gather(*(self._apply_one(cluster, a) for a in step), return_exceptions=True)
             errors = [e for e in results if isinstance(e, BaseException)]
@@ -204,14 +222,14 @@ class Reconciler:
                     raise
                 return  # made by an earlier run whose event has not arrived yet: nothing to do
             log.info("created %s %s/%s", action.kind.value, namespace, action.name)
-            if action.kind is not Kind.SECRET:
+            if action.kind in (Kind.VM, Kind.SERVICE):
                 self.events.emit(cluster, "Normal", "Created", f"created {action.kind.value} {action.name}")
         elif isinstance(action, Update):
             await self.kube.patch(resource, action.name, action.patch, namespace)
             log.info("updated %s %s/%s", action.kind.value, namespace, action.name)
         elif await self.kube.delete(resource, action.name, namespace, uid=action.uid):
             log.info("deleting %s %s/%s: %s", action.kind.value, namespace, action.name, action.reason)
-            if action.kind is not Kind.SECRET:
+            if action.kind in (Kind.VM, Kind.SERVICE):
                 message = f"deleting {action.kind.value} {action.name}: {action.reason}"
                 self.events.emit(cluster, "Normal", "Deleting", message)
 

@@ -13,6 +13,8 @@ from vmray_operator.kube import resources as r
 from vmray_operator.kube.client import Body, Conflict, Kube
 from vmray_operator.local import controlplane, processes, samples, vmop_crds
 from vmray_operator.local.hypervisor import remove_leftovers
+from vmray_operator.local.network import gateway_of, guest_api_address
+from vmray_operator.local.simulator import SimulatorConfig
 
 DEMO_NAMESPACE = "deploy-ray"
 
@@ -25,6 +27,13 @@ class LocalCloud:
     @property
     def kubeconfig(self) -> Path:
         return controlplane.kubeconfig_path(self.state_dir)
+
+    def operator_env(self) -> dict[str, str]:
+        """How an operator of this cloud tells the heads' autoscalers where the API server is."""
+        return {
+            "VMRAY_API_SERVER_LOCATION": guest_api_address(SimulatorConfig.vm_network),
+            "VMRAY_API_SERVER_CA_CERT": controlplane.ca_cert_path(self.state_dir).read_text(),
+        }
 
 
 def project_crds() -> list[Body]:
@@ -69,12 +78,17 @@ def up(
     simulator: str | None = "fake",
     simulator_args: list[str] | None = None,
 ) -> LocalCloud:
-    endpoints = controlplane.up(state_dir)
+    # In ray mode the VMs reach the API server on their gateway (as VMs reach a Supervisor's API).
+    extra_ips = (gateway_of(SimulatorConfig.vm_network),) if simulator == "ray" else ()
+    endpoints = controlplane.up(state_dir, extra_ips=extra_ips)
     cloud = LocalCloud(state_dir, endpoints)
     try:
         asyncio.run(_prepare(cloud.kubeconfig, vmop_versions))
         if simulator:
-            start_simulator(cloud, simulator, vmop_versions[0], simulator_args)
+            extra = list(simulator_args or [])
+            if simulator == "ray":
+                extra += ["--api-server", endpoints.server.removeprefix("https://")]
+            start_simulator(cloud, simulator, vmop_versions[0], extra)
     except BaseException:
         controlplane.down(state_dir)
         raise

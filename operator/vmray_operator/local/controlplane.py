@@ -58,6 +58,11 @@ def kubeconfig_path(state_dir: Path) -> Path:
     return state_dir / "kubeconfig"
 
 
+def ca_cert_path(state_dir: Path) -> Path:
+    """The CA that signs the API server's certificate (what clients of the local cloud trust)."""
+    return state_dir / "pki" / "ca.crt"
+
+
 def load_endpoints(state_dir: Path) -> Endpoints | None:
     path = state_dir / "endpoints.json"
     if not path.exists():
@@ -116,14 +121,15 @@ def _log_tail(state_dir: Path, name: str, lines: int = 15) -> str:
     return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
 
 
-def up(state_dir: Path, timeout: float = 60.0) -> Endpoints:
-    """Starts etcd, kube-apiserver and kube-controller-manager; returns when /readyz answers 200."""
+def up(state_dir: Path, timeout: float = 60.0, extra_ips: tuple[str, ...] = ()) -> Endpoints:
+    """Starts etcd, kube-apiserver and kube-controller-manager; returns when /readyz answers 200.
+    extra_ips: further addresses the serving certificate is valid for (where VMs reach the API)."""
     state_dir.mkdir(parents=True, exist_ok=True)
     running = processes.recorded(state_dir)
     if running:
         raise ControlPlaneError(f"a local control plane is already running in {state_dir}: {sorted(running)}")
     shutil.rmtree(state_dir / "etcd", ignore_errors=True)  # every local cloud starts empty
-    certs = pki.generate(state_dir / "pki")
+    certs = pki.generate(state_dir / "pki", extra_ips)
     endpoints = Endpoints(
         server="", etcd_client_port=free_port(), etcd_peer_port=free_port(), apiserver_port=free_port()
     )

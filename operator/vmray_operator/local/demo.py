@@ -73,9 +73,7 @@ def up(state_dir: Path) -> int:
         local = cloud.up(state_dir, simulator="ray")
     kubeconfig = local.kubeconfig
     with phase("starting the operator", timings):
-        cloud.start_operator(
-            state_dir, kubeconfig, env={"VMRAY_API_SERVER_LOCATION": local.endpoints.server.removeprefix("https://")}
-        )
+        cloud.start_operator(state_dir, kubeconfig, env=local.operator_env())
     with phase(f"applying {SAMPLE} (kubectl apply)", timings):
         print("    " + _kubectl(kubeconfig, "apply", "-f", str(SAMPLE)).strip())
     with phase("waiting for the cluster to be Ready", timings):

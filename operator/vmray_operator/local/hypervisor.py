@@ -12,8 +12,8 @@ from typing import Protocol
 
 from vmray_operator.local.cloudinit_schema import validate_user_data
 from vmray_operator.local.lbproxy import LoadBalancer, Target
-from vmray_operator.local.network import VmNetwork
-from vmray_operator.local.raynode import RayNode, node_runtime_from_user_data
+from vmray_operator.local.network import GUEST_API_PORT, VmNetwork
+from vmray_operator.local.raynode import RayNode, guest_files, node_runtime_from_user_data
 
 log = logging.getLogger("vmray.hypervisor")
 
@@ -74,17 +74,27 @@ def remove_leftovers(state_dir: Path) -> list[str]:
 class RayHypervisor:
     """Every powered-on VM is a network namespace running what its cloud-init would run."""
 
-    def __init__(self, state_dir: Path, vm_network: str, drain_timeout: float = 45.0) -> None:
+    def __init__(
+        self, state_dir: Path, vm_network: str, drain_timeout: float = 45.0, api_server: str | None = None
+    ) -> None:
         self.state_dir = state_dir
         self.network = VmNetwork(instance_tag(state_dir), vm_network)
         self.drain_timeout = drain_timeout
+        self.api_server = api_server  # host:port of the API server; VMs reach it at guest_api_address()
+        self._api_forwarder: LoadBalancer | None = None
         self._nodes: dict[str, RayNode | None] = {}  # None: a VM without a Ray node (no node.json)
         self._balancers: dict[str, LoadBalancer] = {}
 
     async def start(self) -> None:
         await self.network.setup()
+        if self.api_server:
+            host, port = self.api_server.rsplit(":", 1)
+            self._api_forwarder = LoadBalancer(str(self.network.gateway), [(GUEST_API_PORT, int(port))], lambda: host)
+            await self._api_forwarder.start()
 
     async def stop(self) -> None:
+        if self._api_forwarder is not None:
+            await self._api_forwarder.stop()
         await asyncio.gather(*(self.power_off(key) for key in list(self._nodes)), return_exceptions=True)
         for key in list(self._balancers):
             await self.unexpose(key)
@@ -101,7 +111,7 @@ class RayHypervisor:
             return
         home = self.state_dir / "vms" / key.replace("/", "_")
         tmp = Path(tempfile.gettempdir()) / f"vr{self.network.instance}" / netns.rsplit("-", 1)[-1]
-        node = RayNode(vm_name, netns, address, runtime, home, tmp)
+        node = RayNode(vm_name, netns, address, runtime, home, tmp, guest_files(user_data or ""))
         self._nodes[key] = node
         node.start()
 

@@ -30,11 +30,24 @@ async def ip(*args: str, check: bool = True) -> str:
     return out.decode()
 
 
+GUEST_API_PORT = 6443  # where VMs reach the Supervisor's API, as on a real Supervisor
+
+
+def gateway_of(vm_network: str) -> str:
+    """The host's address on the VMs' bridge: the first address of the VM network."""
+    return str(next(ipaddress.IPv4Network(vm_network).hosts()))
+
+
+def guest_api_address(vm_network: str) -> str:
+    """host:port of the Kubernetes API as the VMs see it (forwarded to the loopback API server)."""
+    return f"{gateway_of(vm_network)}:{GUEST_API_PORT}"
+
+
 class VmNetwork:
     def __init__(self, instance: str, vm_network: str) -> None:
         self.instance = instance
         self.network = ipaddress.IPv4Network(vm_network)
-        self.gateway = next(self.network.hosts())
+        self.gateway = ipaddress.IPv4Address(gateway_of(vm_network))
         self.bridge = f"vrbr{instance}"
         self._count = 0
         self._namespaces: dict[str, tuple[str, str]] = {}  # vm key -> (netns, host-side veth)

@@ -75,9 +75,9 @@ def _issue(
     return builder.sign(ca_key, hashes.SHA256())
 
 
-def generate(directory: Path) -> Pki:
-    """Writes a fresh CA, an API server serving certificate for loopback, an admin client certificate
-    (group system:masters) and a service-account key pair into directory."""
+def generate(directory: Path, extra_ips: tuple[str, ...] = ()) -> Pki:
+    """Writes a fresh CA, an API server serving certificate for loopback (and extra_ips, where guests reach
+    it), an admin client certificate (group system:masters) and a service-account key pair into directory."""
     directory.mkdir(parents=True, exist_ok=True)
     now = datetime.datetime.now(datetime.UTC)
     ca_key = ec.generate_private_key(ec.SECP256R1())
@@ -119,6 +119,7 @@ def generate(directory: Path) -> Pki:
             x509.DNSName("localhost"),
             x509.DNSName("kubernetes.default.svc"),
             x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+            *(x509.IPAddress(ipaddress.ip_address(address)) for address in extra_ips),
         ],
     )
     admin_key = ec.generate_private_key(ec.SECP256R1())

@@ -20,8 +20,9 @@ from typing import Any
 
 import yaml
 
+from vmray_operator.render.guest_paths import GUEST_DIR, NODE_FILE
+
 log = logging.getLogger("vmray.raynode")
-NODE_FILE = "/etc/vmray/node.json"
 
 
 def node_runtime_from_user_data(user_data: str) -> dict[str, Any] | None:
@@ -35,6 +36,31 @@ def node_runtime_from_user_data(user_data: str) -> dict[str, Any] | None:
             runtime: dict[str, Any] = json.loads(content)
             return runtime
     return None
+
+
+def guest_files(user_data: str) -> dict[str, tuple[str, int]]:
+    """The files cloud-init writes under GUEST_DIR: path relative to it -> (content, mode)."""
+    document = yaml.safe_load(user_data) or {}
+    files: dict[str, tuple[str, int]] = {}
+    for entry in document.get("write_files") or []:
+        path = str(entry.get("path", ""))
+        if not path.startswith(GUEST_DIR + "/"):
+            continue
+        content = entry.get("content", "")
+        if entry.get("encoding") in ("b64", "base64"):
+            content = base64.b64decode(content).decode()
+        files[path.removeprefix(GUEST_DIR + "/")] = (content, int(str(entry.get("permissions", "0644")), 8))
+    return files
+
+
+def read_env_file(text: str) -> dict[str, str]:
+    """KEY=value lines, as `docker run --env-file` reads them (no quoting, # starts a comment line)."""
+    env: dict[str, str] = {}
+    for line in text.splitlines():
+        if line.strip() and not line.lstrip().startswith("#") and "=" in line:
+            key, value = line.split("=", 1)
+            env[key.strip()] = value
+    return env
 
 
 def ray_bin_dir() -> Path:
@@ -54,8 +80,19 @@ async def _tcp_open(host: str, port: int) -> bool:
 class RayNode:
     RESTART_DELAY = 5.0  # the guest's systemd unit: Restart=always, RestartSec=5
 
-    def __init__(self, vm_name: str, netns: str, address: str, runtime: dict[str, Any], home: Path, tmp: Path) -> None:
+    def __init__(
+        self,
+        vm_name: str,
+        netns: str,
+        address: str,
+        runtime: dict[str, Any],
+        home: Path,
+        tmp: Path,
+        files: dict[str, tuple[str, int]] | None = None,
+    ) -> None:
         self.vm_name = vm_name
+        self.files = files or {}  # what cloud-init writes under GUEST_DIR
+        self.guest_dir = home / "guest-dir"  # the VM's GUEST_DIR, kept by the simulator outside the guest
         self.netns = netns
         self.address = address
         self.runtime = runtime
@@ -77,18 +114,32 @@ class RayNode:
                 "VMRAY_GUEST_TMP": str(tmp),
                 "VMRAY_GUEST_HOSTNAME": self.vm_name,  # VM Operator names the guest after the VM
                 "RAY_CLOUD_INSTANCE_ID": self.vm_name,
+                "VMRAY_GUEST_DIR": str(self.guest_dir),
                 **{str(k): str(v) for k, v in (self.runtime.get("env") or {}).items()},
             }
         )
+        for path in self.runtime.get("env_files") or []:  # what `docker run --env-file` would add
+            env.update(read_env_file((self.guest_dir / str(path).removeprefix(GUEST_DIR + "/")).read_text()))
         return env
+
+    def _write_files(self) -> None:
+        """cloud-init's write_files under GUEST_DIR, with their modes."""
+        self.guest_dir.mkdir(parents=True, exist_ok=True)
+        for relative, (content, mode) in self.files.items():
+            path = self.guest_dir / relative
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(content)
+            path.chmod(mode)
 
     def _in_guest(self, *argv: str) -> list[str]:
         """argv run inside the VM: its network namespace, its own hostname (the VM's name), and a mount
-        namespace in which the VM's own directory is /tmp/ray."""
-        # Only /tmp/ray (where Ray keeps its sessions and sockets, one per machine) is the VM's own: the
-        # rest of /tmp stays visible, since the Ray installation standing in for the image may live there.
+        namespace in which the VM's own directories are /tmp/ray and GUEST_DIR."""
+        # Only /tmp/ray (where Ray keeps its sessions and sockets, one per machine) and GUEST_DIR (the files
+        # cloud-init wrote) are the VM's own: the rest stays visible, since the Ray installation standing in
+        # for the image may live anywhere. GUEST_DIR is read-only, as the container mounts it.
         boot = (
             'mkdir -p /tmp/ray && mount --bind "$VMRAY_GUEST_TMP" /tmp/ray && hostname "$VMRAY_GUEST_HOSTNAME" '
+            f'&& mkdir -p {GUEST_DIR} && mount --bind -o ro "$VMRAY_GUEST_DIR" {GUEST_DIR} '
             '&& mkdir -p "$HOME" && cd "$HOME" && exec "$@"'
         )
         return ["ip", "netns", "exec", self.netns, "unshare", "--mount", "--uts", "sh", "-c", boot, "guest", *argv]
@@ -115,8 +166,9 @@ class RayNode:
         self._task = asyncio.create_task(self._boot(), name=f"boot-{self.vm_name}")
 
     async def _boot(self) -> None:
-        """cloud-init's order: initialization commands, wait for the head, setup commands, Ray."""
+        """cloud-init's order: write_files, initialization commands, wait for the head, setup commands, Ray."""
         try:
+            self._write_files()
             await self._run_commands(list(self.runtime.get("initialization_commands") or []), "initialization")
             head, port = self.runtime.get("head_host"), int(self.runtime.get("gcs_port") or 6379)
             while head and not await _tcp_open(head, port):

@@ -11,7 +11,6 @@ import asyncio
 import base64
 import contextlib
 import datetime
-import ipaddress
 import logging
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
@@ -20,10 +19,11 @@ from typing import Any
 import kopf
 
 from vmray_operator.kube import resources as r
-from vmray_operator.kube.client import Body, Kube, NotFound
+from vmray_operator.kube.client import Body, Conflict, Kube, NotFound
 from vmray_operator.kube.login import connection_info
 from vmray_operator.local.addresses import AddressPool
 from vmray_operator.local.hypervisor import FakeHypervisor, Hypervisor
+from vmray_operator.local.network import gateway_of
 from vmray_operator.reconcile.conditions import find, set_condition
 
 log = logging.getLogger("vmray.simulator")
@@ -84,6 +84,8 @@ class _Driver:
                 delay = await self._step(self.latest)
             except NotFound:
                 return
+            except Conflict:  # someone changed the object meanwhile: its newer version is on its way
+                delay = 0.2
             except Exception:
                 log.exception("simulator step failed for %s; retrying", _key(self.latest))
                 delay = 1.0
@@ -100,8 +102,7 @@ class Simulator:
         self.config = config
         self.hypervisor: Hypervisor = hypervisor or FakeHypervisor()
         self.vm_addresses = AddressPool(config.vm_network)
-        # the first address of the VM network is the gateway
-        self.vm_addresses.reserve("(gateway)", str(next(ipaddress.IPv4Network(config.vm_network).hosts())))
+        self.vm_addresses.reserve("(gateway)", gateway_of(config.vm_network))
         self.lb_addresses = AddressPool(config.lb_network)
         self.vms = r.VIRTUAL_MACHINES.at_version(config.api_version)
         self.services = r.VIRTUAL_MACHINE_SERVICES.at_version(config.api_version)

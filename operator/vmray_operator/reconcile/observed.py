@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,3 +39,19 @@ def load_balancer_ip(service: Body | None) -> str | None:
         if ingress.get("ip"):
             return str(ingress["ip"])
     return None
+
+
+def secret_value(secret: Body | None, key: str) -> str | None:
+    """A Secret's value under key, decoded; None when the Secret, the key or a readable value is missing."""
+    encoded = ((secret or {}).get("data") or {}).get(key)
+    if not encoded:
+        return None
+    try:
+        return base64.b64decode(encoded, validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+
+
+def issued_token(secret: Body | None) -> str | None:
+    """The token Kubernetes wrote into a ServiceAccount token Secret, or None while it has not."""
+    return secret_value(secret, "token")

@@ -8,13 +8,19 @@ from dataclasses import dataclass
 from typing import Any
 
 from vmray_operator.reconcile.observed import Body, Observed, is_deleting
+from vmray_operator.reconcile.rollout import rollout
 from vmray_operator.render.desired import DesiredState
+from vmray_operator.render.identity import SERVICE_ACCOUNT_TOKEN_TYPE
 from vmray_operator.render.names import ANNOTATION_DRAIN_STARTED
 from vmray_operator.render.objects import USER_DATA_KEY
 
 
 class Kind(enum.Enum):
+    SERVICE_ACCOUNT = "ServiceAccount"
+    ROLE = "Role"
+    ROLE_BINDING = "RoleBinding"
     SECRET = "Secret"
+    TOKEN_SECRET = "TokenSecret"  # a Secret Kubernetes fills with a ServiceAccount's token
     SERVICE = "VirtualMachineService"
     VM = "VirtualMachine"
 
@@ -61,6 +67,22 @@ def _secret_actions(desired: DesiredState, observed: Observed) -> list[Action]:
         elif (current.get("data") or {}).get(USER_DATA_KEY) != secret["data"][USER_DATA_KEY]:
             actions.append(Update(Kind.SECRET, name, {"data": secret["data"]}))
     return actions
+
+
+def _identity_actions(desired: DesiredState, observed: Observed) -> list[Action]:
+    """The autoscaler's identity is made once, its token Secret last (Kubernetes fills it only for an existing
+    ServiceAccount). The token Secret stands for all four: while it exists, nothing is looked at again."""
+    kinds = {"ServiceAccount": Kind.SERVICE_ACCOUNT, "Role": Kind.ROLE, "RoleBinding": Kind.ROLE_BINDING}
+    wanted = desired.token_secret
+    if wanted is None:
+        return [
+            Delete(Kind.TOKEN_SECRET, name, _uid(secret), "the head runs no autoscaler")
+            for name, secret in sorted(observed.secrets.items())
+            if secret.get("type") == SERVICE_ACCOUNT_TOKEN_TYPE and not is_deleting(secret)
+        ]
+    if wanted["metadata"]["name"] in observed.secrets:
+        return []
+    return [*(Create(kinds[body["kind"]], body) for body in desired.identity), Create(Kind.TOKEN_SECRET, wanted)]
 
 
 def _service_actions(desired: DesiredState, observed: Observed) -> list[Action]:
@@ -116,10 +138,12 @@ def draining(observed: Observed) -> bool:
 
 
 def plan(desired: DesiredState, observed: Observed, drain: Drain) -> list[Action]:
-    """Secrets first (VMs boot from them), then the service, the head, the workers; removals last."""
-    actions = _secret_actions(desired, observed) + _service_actions(desired, observed)
-    head_name = desired.head_vm["metadata"]["name"]
-    if head_name not in observed.vms:
+    """Secrets first (VMs boot from them), then the service, the head, the workers; removals and
+    replacements of outdated VMs last."""
+    actions = _identity_actions(desired, observed) + _secret_actions(desired, observed)
+    actions += _service_actions(desired, observed)
+    head_name = desired.service["metadata"]["name"]  # the service is named like the head VM
+    if desired.head_vm is not None and head_name not in observed.vms:
         actions.append(Create(Kind.VM, desired.head_vm))
     for name, vm in desired.workers.items():
         if name not in observed.vms:
@@ -130,11 +154,17 @@ def plan(desired: DesiredState, observed: Observed, drain: Drain) -> list[Action
             continue
         reason = "not the cluster's head VM" if name in heads else "not in spec.autoscaler_desired_workers"
         actions += retire(vm, reason, drain)
+    step = rollout(desired, observed)  # outdated VMs, one at a time; the plan above recreates them
+    for name in step.replacing:
+        why = step.outdated.get(name, "its replacement is under way")
+        actions += retire(observed.vms[name], f"replacing it with the current spec: {why}", drain)
     referenced = {
         vm.get("spec", {}).get("bootstrap", {}).get("cloudInit", {}).get("rawCloudConfig", {}).get("name")
         for vm in observed.vms.values()
     }
     for name, secret in sorted(observed.secrets.items()):
+        if secret.get("type") == SERVICE_ACCOUNT_TOKEN_TYPE:
+            continue  # the identity's, see _identity_actions
         if name not in desired.secrets and name not in referenced:
             actions.append(Delete(Kind.SECRET, name, _uid(secret), "no node of its type is wanted"))
     return actions

@@ -113,6 +113,7 @@ class StatusInput:
     deletion_stuck: list[str] = field(default_factory=list)  # VMs still there after the deletion timeout
     probe_ray: bool = False  # whether Ray's own view decides readiness
     ray: RayView | None = None  # Ray's view, when probed
+    outdated: list[str] = field(default_factory=list)  # VMs waiting to be replaced, in the order they go
 
 
 def _ladder(
@@ -131,8 +132,12 @@ def compute_status(inp: StatusInput) -> dict[str, Any]:
     lb_ip = load_balancer_ip(observed.service)
     desired = spec.autoscaler_desired_workers
     current_workers = {
-        name: node_view(vm, inp.ray, inp.probe_ray).as_status(
-            desired.get(name) or (vm.get("metadata", {}).get("labels") or {}).get("vmray.broadcom.com/node-type")
+        name: _mark_outdated(
+            node_view(vm, inp.ray, inp.probe_ray).as_status(
+                desired.get(name) or (vm.get("metadata", {}).get("labels") or {}).get("vmray.broadcom.com/node-type")
+            ),
+            name,
+            inp,
         )
         for name, vm in sorted(observed.workers().items())
     }
@@ -177,6 +182,9 @@ def compute_status(inp: StatusInput) -> dict[str, Any]:
         )
 
     conditions = _ray_condition(conditions, inp, lb_ip)
+    if not inp.deleting:
+        conditions = _up_to_date_condition(conditions, inp)
+    conditions = _tls_condition(conditions, inp)
 
     # Workers
     waiting = [
@@ -229,7 +237,7 @@ def compute_status(inp: StatusInput) -> dict[str, Any]:
 
     status: dict[str, Any] = {
         "cluster_state": state,
-        "head_node_status": head.as_status(spec.head_node.node_type),
+        "head_node_status": _mark_outdated(head.as_status(spec.head_node.node_type), inp.head_name, inp),
         "current_workers": current_workers,
         "desired_workers": len(desired),
         "ready_workers": ready_workers,
@@ -246,6 +254,36 @@ def compute_status(inp: StatusInput) -> dict[str, Any]:
             "gcs": f"{lb_ip}:{spec.head_node.port}",
         }
     return status
+
+
+def _mark_outdated(node: dict[str, Any], name: str, inp: StatusInput) -> dict[str, Any]:
+    """The field is only there while it is true: a steady cluster's status stays as small as before."""
+    if name in inp.outdated:
+        node["outdated"] = True
+    return node
+
+
+def _up_to_date_condition(conditions: list[Condition], inp: StatusInput) -> list[Condition]:
+    """UpToDate: whether every VM runs the current spec. Not part of Ready: a cluster being rolled serves."""
+    if not inp.outdated:
+        return _ladder(conditions, "UpToDate", True, "UpToDate", "every VM runs the current spec", inp)
+    count = len(inp.outdated)
+    shown = ", ".join(inp.outdated[:10]) + (f" and {count - 10} more" if count > 10 else "")
+    vms = "VM" if count == 1 else "VMs"
+    message = f"replacing {count} outdated {vms} one at a time, workers first and the head last: {shown}"
+    return _ladder(conditions, "UpToDate", False, "RollingUpdate", message, inp)
+
+
+def _tls_condition(conditions: list[Condition], inp: StatusInput) -> list[Condition]:
+    """TLS: says plainly that enable_tls is not applied yet, rather than letting users assume it is.
+    Not part of Ready."""
+    if not inp.spec.enable_tls:
+        return [c for c in conditions if c["type"] != "TLS"]
+    message = (
+        "enable_tls is accepted but Ray's mutual TLS is not applied yet: traffic between this cluster's Ray "
+        "nodes is not encrypted"
+    )
+    return _ladder(conditions, "TLS", False, "NotApplied", message, inp)
 
 
 def _ray_condition(conditions: list[Condition], inp: StatusInput, lb_ip: str | None) -> list[Condition]:

@@ -10,15 +10,20 @@ from typing import Any
 import jinja2
 import yaml
 
+from vmray_operator.render.autoscaler import autoscaler_config, autoscaler_env
 from vmray_operator.render.context import ClusterContext
+from vmray_operator.render.guest_paths import API_SERVER_CA, AUTOSCALER_CONFIG, AUTOSCALER_ENV, GUEST_DIR, NODE_FILE
+from vmray_operator.render.names import ROLE_HEAD
 from vmray_operator.render.ray_node import CONTAINER_NAME, NodeRuntime
+from vmray_operator.render.registry import DOCKER_CONFIG_PATH, docker_config
 
 
-class _Dumper(yaml.SafeDumper):
-    """Writes multi-line strings as literal blocks, so the user-data reads like the files it writes."""
+class _Dumper(yaml.CSafeDumper):
+    """Writes multi-line strings as literal blocks, so the user-data reads like the files it writes.
+    libyaml's emitter: rendering runs on every reconcile, and the pure-Python one is ten times slower."""
 
 
-def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+def _represent_str(dumper: yaml.CSafeDumper, value: str) -> yaml.ScalarNode:
     style = "|" if "\n" in value else None
     return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
 
@@ -49,7 +54,21 @@ def _container_command(runtime: NodeRuntime) -> str:
     return " && ".join(f"( {c} )" if i < len(commands) - 1 else c for i, c in enumerate(commands))
 
 
-def cloud_config(ctx: ClusterContext, runtime: NodeRuntime) -> dict[str, Any]:
+def _autoscaler_files(ctx: ClusterContext) -> list[dict[str, str]]:
+    files = [
+        {
+            "path": AUTOSCALER_CONFIG,
+            "permissions": "0644",
+            "content": yaml.dump(autoscaler_config(ctx), Dumper=yaml.CSafeDumper, sort_keys=True),
+        },
+        {"path": AUTOSCALER_ENV, "permissions": "0600", "content": autoscaler_env(ctx)},
+    ]
+    if ctx.api_server_ca_cert:
+        files.append({"path": API_SERVER_CA, "permissions": "0644", "content": ctx.api_server_ca_cert})
+    return files
+
+
+def cloud_config(ctx: ClusterContext, runtime: NodeRuntime, autoscaler_files: bool = True) -> dict[str, Any]:
     common = ctx.spec.common_node_config
     user: dict[str, Any] = {
         "name": common.vm_user,
@@ -57,16 +76,23 @@ def cloud_config(ctx: ClusterContext, runtime: NodeRuntime) -> dict[str, Any]:
         "sudo": "ALL=(ALL) NOPASSWD:ALL",
         "groups": ["docker"],
     }
-    if common.vm_password_salt_hash:
-        user.update({"lock_passwd": False, "hashed_passwd": common.vm_password_salt_hash})
+    if ctx.vm_password_hash:
+        user.update({"lock_passwd": False, "hashed_passwd": ctx.vm_password_hash})
     else:
         user["lock_passwd"] = True
     templates = _templates()
-    variables = {"runtime": runtime, "container": CONTAINER_NAME, "container_command": _container_command(runtime)}
-    return {
+    variables = {
+        "runtime": runtime,
+        "container": CONTAINER_NAME,
+        "container_command": _container_command(runtime),
+        "guest_dir": GUEST_DIR,
+    }
+    config: dict[str, Any] = {
         "users": ["default", user],
         "write_files": [
-            {"path": "/etc/vmray/node.json", "permissions": "0644", "content": runtime.to_json() + "\n"},
+            {"path": NODE_FILE, "permissions": "0644", "content": runtime.to_json() + "\n"},
+            *(_autoscaler_files(ctx) if autoscaler_files and runtime.role == ROLE_HEAD and ctx.runs_autoscaler else []),
+            *_registry_files(ctx),
             {
                 "path": "/etc/vmray/initialize.sh",
                 "permissions": "0755",
@@ -84,13 +110,47 @@ def cloud_config(ctx: ClusterContext, runtime: NodeRuntime) -> dict[str, Any]:
             },
         ],
         "runcmd": [
+            *_mount_commands(ctx),
             ["/etc/vmray/initialize.sh"],
             ["docker", "pull", runtime.image],
             ["systemctl", "daemon-reload"],
             ["systemctl", "enable", "--now", "vmray-ray.service"],
         ],
     }
+    storage = ctx.spec.common_node_config.shared_storage
+    if storage is not None:
+        options = storage.mount_options.split(",") if storage.mount_options else []
+        if "nofail" not in options:
+            options.append("nofail")  # a VM boots even while the file server is away
+        config["packages"] = ["nfs-common"]
+        config["mounts"] = [
+            [f"{storage.nfs_server}:{storage.export_path}", storage.mount_path, "nfs", ",".join(options), "0", "0"]
+        ]
+    return config
 
 
-def user_data(ctx: ClusterContext, runtime: NodeRuntime) -> str:
-    return "#cloud-config\n" + yaml.dump(cloud_config(ctx, runtime), Dumper=_Dumper, sort_keys=False, width=1000)
+def _registry_files(ctx: ClusterContext) -> list[dict[str, str]]:
+    if ctx.registry_credentials is None:
+        return []
+    content = docker_config(ctx.registry_credentials, ctx.spec.ray_docker_image)
+    return [{"path": DOCKER_CONFIG_PATH, "permissions": "0600", "content": content}]
+
+
+def _mount_commands(ctx: ClusterContext) -> list[list[str]]:
+    """cloud-init writes fstab before it installs packages: the NFS share is mounted again once the NFS
+    client is there, before Ray starts (the Ray service also requires the mount)."""
+    storage = ctx.spec.common_node_config.shared_storage
+    if storage is None:
+        return []
+    return [["mkdir", "-p", storage.mount_path], ["mount", storage.mount_path]]
+
+
+def user_data(ctx: ClusterContext, runtime: NodeRuntime, autoscaler_files: bool = True) -> str:
+    config = cloud_config(ctx, runtime, autoscaler_files)
+    return "#cloud-config\n" + yaml.dump(config, Dumper=_Dumper, sort_keys=False, width=1000)
+
+
+def rollout_basis(ctx: ClusterContext, runtime: NodeRuntime) -> str:
+    """What decides whether a VM runs the current spec: its user-data without the head autoscaler's config
+    and token. Scaling limits change often and must not replace the head (that restarts the Ray cluster)."""
+    return user_data(ctx, runtime, autoscaler_files=False)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from vmray_operator.api.models import VMRayClusterSpec
+from vmray_operator.render.registry import RegistryCredentials
 
 RAY_DASHBOARD_PORT = 8265
 RAY_CLIENT_PORT = 10001
@@ -28,6 +29,28 @@ class ClusterContext:
     vmop_api_version: str
     head_address: str | None = None  # the head service's load balancer address, once known
     defaults: OperatorDefaults = field(default_factory=OperatorDefaults)
+    autoscaler_token: str | None = None  # the head autoscaler's ServiceAccount token, once issued
+    created_by: str | None = None  # the cluster's vmray.io/created-by label ("ray-cli" for `ray up`)
+    password_hash: str | None = None  # from vm_password_secret, read by the caller
+    registry_credentials: RegistryCredentials | None = None  # from docker_config.auth_secret_name
+
+    @property
+    def vm_password_hash(self) -> str | None:
+        return self.spec.common_node_config.vm_password_salt_hash or self.password_hash or None
+
+    @property
+    def runs_autoscaler(self) -> bool:
+        """Whether the head runs Ray's autoscaler from the operator's config. A cluster made by `ray up`
+        gets its autoscaler from Ray's own launcher instead."""
+        return self.spec.autoscaling.enabled and self.created_by != "ray-cli"
+
+    @property
+    def api_server_location(self) -> str:
+        return self.spec.api_server.location or self.defaults.api_server_location
+
+    @property
+    def api_server_ca_cert(self) -> str:
+        return self.spec.api_server.ca_cert or self.defaults.api_server_ca_cert
 
     def owner_reference(self) -> dict[str, object]:
         return {

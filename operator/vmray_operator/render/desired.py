@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from vmray_operator.render import names
-from vmray_operator.render.cloudinit import user_data
+from vmray_operator.render import identity, names
+from vmray_operator.render.cloudinit import rollout_basis, user_data
 from vmray_operator.render.context import ClusterContext
 from vmray_operator.render.objects import Body, bootstrap_secret, head_service, virtual_machine
 from vmray_operator.render.ray_node import node_runtime
@@ -13,23 +13,29 @@ from vmray_operator.render.ray_node import node_runtime
 
 @dataclass(frozen=True)
 class DesiredState:
-    head_vm: Body
+    head_vm: Body | None  # None while the head waits for its autoscaler's token
     service: Body
-    secrets: dict[str, Body]  # by name
+    secrets: dict[str, Body]  # cloud-init Secrets by name
     wanted_workers: dict[str, str] = field(default_factory=dict)  # VM name -> node type, always known
     workers: dict[str, Body] = field(default_factory=dict)  # rendered VMs; empty until the head has an address
+    identity: list[Body] = field(default_factory=list)  # the autoscaler's ServiceAccount, Role and RoleBinding
+    token_secret: Body | None = None  # the autoscaler's token Secret, when the head runs the autoscaler
 
 
 def desired_state(ctx: ClusterContext) -> DesiredState:
     """Workers need the head's address in their cloud-init, so they are only wanted once the head's
-    load balancer has one; that comes long before the head VM has booted."""
+    load balancer has one; that comes long before the head VM has booted. A head that runs Ray's
+    autoscaler needs its token in its cloud-init, so it is only rendered once the token is issued."""
     spec = ctx.spec
     head_type = spec.head_node.node_type
     head_name = names.head_vm_name(ctx.name, ctx.nounce)
-    head_secret = bootstrap_secret(
-        ctx, names.ROLE_HEAD, head_type, user_data(ctx, node_runtime(ctx, names.ROLE_HEAD, head_type))
-    )
-    secrets = {head_secret["metadata"]["name"]: head_secret}
+    secrets: dict[str, Body] = {}
+    head_vm: Body | None = None
+    if not ctx.runs_autoscaler or ctx.autoscaler_token is not None:
+        runtime = node_runtime(ctx, names.ROLE_HEAD, head_type)
+        head_secret = bootstrap_secret(ctx, names.ROLE_HEAD, head_type, user_data(ctx, runtime))
+        secrets[head_secret["metadata"]["name"]] = head_secret
+        head_vm = virtual_machine(ctx, head_name, names.ROLE_HEAD, head_type, head_secret, rollout_basis(ctx, runtime))
     wanted = {
         vm_name: node_type
         for vm_name, node_type in spec.autoscaler_desired_workers.items()
@@ -38,17 +44,23 @@ def desired_state(ctx: ClusterContext) -> DesiredState:
     }
     workers: dict[str, Body] = {}
     if ctx.head_address:
-        worker_secrets: dict[str, Body] = {}
+        worker_secrets: dict[str, tuple[Body, str]] = {}  # by node type: the Secret and its user-data
         for vm_name, node_type in sorted(wanted.items()):
             if node_type not in worker_secrets:
-                runtime = node_runtime(ctx, names.ROLE_WORKER, node_type)
-                worker_secrets[node_type] = bootstrap_secret(ctx, names.ROLE_WORKER, node_type, user_data(ctx, runtime))
-            workers[vm_name] = virtual_machine(ctx, vm_name, names.ROLE_WORKER, node_type, worker_secrets[node_type])
-        secrets.update({s["metadata"]["name"]: s for s in worker_secrets.values()})
+                text = user_data(ctx, node_runtime(ctx, names.ROLE_WORKER, node_type))
+                worker_secrets[node_type] = (bootstrap_secret(ctx, names.ROLE_WORKER, node_type, text), text)
+            secret, text = worker_secrets[node_type]
+            workers[vm_name] = virtual_machine(ctx, vm_name, names.ROLE_WORKER, node_type, secret, text)
+        secrets.update({s["metadata"]["name"]: s for s, _ in worker_secrets.values()})
+    runs_autoscaler = ctx.runs_autoscaler
     return DesiredState(
-        head_vm=virtual_machine(ctx, head_name, names.ROLE_HEAD, head_type, head_secret),
+        head_vm=head_vm,
         service=head_service(ctx, head_name),
         secrets=secrets,
         wanted_workers=wanted,
         workers=workers,
+        identity=[identity.service_account(ctx), identity.role(ctx), identity.role_binding(ctx)]
+        if runs_autoscaler
+        else [],
+        token_secret=identity.token_secret(ctx) if runs_autoscaler else None,
     )

@@ -14,7 +14,7 @@ VMOP_GROUP = "vmoperator.vmware.com"
 USER_DATA_KEY = "user-data"
 
 
-def _metadata(ctx: ClusterContext, name: str, labels: dict[str, str], **extra: Any) -> Body:
+def metadata(ctx: ClusterContext, name: str, labels: dict[str, str], **extra: Any) -> Body:
     return {
         "name": name,
         "namespace": ctx.namespace,
@@ -33,7 +33,7 @@ def bootstrap_secret(ctx: ClusterContext, role: str, node_type: str, user_data: 
         "apiVersion": "v1",
         "kind": "Secret",
         "type": "Opaque",
-        "metadata": _metadata(
+        "metadata": metadata(
             ctx,
             names.bootstrap_secret_name(ctx.name, role, node_type),
             names.labels(ctx.name, role, node_type),
@@ -42,9 +42,11 @@ def bootstrap_secret(ctx: ClusterContext, role: str, node_type: str, user_data: 
     }
 
 
-def virtual_machine(ctx: ClusterContext, name: str, role: str, node_type: str, secret: Body) -> Body:
+def virtual_machine(
+    ctx: ClusterContext, name: str, role: str, node_type: str, secret: Body, rollout_basis: str
+) -> Body:
+    """rollout_basis: the text whose hash (an annotation) tells whether the VM is outdated."""
     common = ctx.spec.common_node_config
-    user_data = base64.b64decode(secret["data"][USER_DATA_KEY]).decode()
     spec: Body = {
         "className": common.available_node_types[node_type].vm_class,
         "imageName": common.vm_image,
@@ -59,11 +61,11 @@ def virtual_machine(ctx: ClusterContext, name: str, role: str, node_type: str, s
     return {
         "apiVersion": f"{VMOP_GROUP}/{ctx.vmop_api_version}",
         "kind": "VirtualMachine",
-        "metadata": _metadata(
+        "metadata": metadata(
             ctx,
             name,
             names.labels(ctx.name, role, node_type),
-            annotations={names.ANNOTATION_BOOTSTRAP_HASH: content_hash(user_data)},
+            annotations={names.ANNOTATION_BOOTSTRAP_HASH: content_hash(rollout_basis)},
         ),
         "spec": spec,
     }
@@ -76,7 +78,7 @@ def head_service(ctx: ClusterContext, head_vm_name: str) -> Body:
     return {
         "apiVersion": f"{VMOP_GROUP}/{ctx.vmop_api_version}",
         "kind": "VirtualMachineService",
-        "metadata": _metadata(ctx, head_vm_name, names.labels(ctx.name, names.ROLE_HEAD)),
+        "metadata": metadata(ctx, head_vm_name, names.labels(ctx.name, names.ROLE_HEAD)),
         "spec": {
             "type": "LoadBalancer",
             "selector": names.head_selector(ctx.name),

@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass
 
 from vmray_operator.api.models import NodeType
 from vmray_operator.render.context import RAY_CLIENT_PORT, RAY_DASHBOARD_PORT, ClusterContext
+from vmray_operator.render.guest_paths import AUTOSCALER_CONFIG, AUTOSCALER_ENV
 from vmray_operator.render.names import ROLE_HEAD
 
 CONTAINER_NAME = "vmray-ray"
@@ -31,6 +32,8 @@ class NodeRuntime:
     setup_commands: list[str]
     initialization_commands: list[str]
     num_gpus: int
+    env_files: list[str]  # files of KEY=value lines (secrets) the container's environment is read from
+    volumes: list[str]  # host paths the container sees at the same path (the shared storage)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True)
@@ -40,16 +43,31 @@ def _number(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else str(value)
 
 
+def ray_resources(node_type: NodeType) -> dict[str, float]:
+    """A node type's resources under Ray's own names (CPU, GPU, memory, custom names as written)."""
+    result: dict[str, float] = {}
+    for key, value in sorted(node_type.resources.items()):
+        if key in _CPU_KEYS:
+            result["CPU"] = value
+        elif key in _GPU_KEYS:
+            result["GPU"] = value
+        elif key in _MEMORY_KEYS:
+            result["memory"] = float(int(value))
+        else:
+            result[key] = value
+    return result
+
+
 def resource_arguments(node_type: NodeType) -> list[str]:
     """`ray start` flags for a node type's resources, in a stable order."""
     args: list[str] = []
     custom: dict[str, float] = {}
-    for key, value in sorted(node_type.resources.items()):
-        if key in _CPU_KEYS:
+    for key, value in ray_resources(node_type).items():
+        if key == "CPU":
             args.append(f"--num-cpus={_number(value)}")
-        elif key in _GPU_KEYS:
+        elif key == "GPU":
             args.append(f"--num-gpus={_number(value)}")
-        elif key in _MEMORY_KEYS:
+        elif key == "memory":
             args.append(f"--memory={int(value)}")
         else:
             custom[key] = value
@@ -84,22 +102,31 @@ def node_runtime(ctx: ClusterContext, role: str, node_type_name: str) -> NodeRun
             *spec.head_node.head_setup_commands,
         ]
         head_host = None
+        if ctx.runs_autoscaler:
+            start.append(f"--autoscaling-config={AUTOSCALER_CONFIG}")
     else:
         start = ["ray", "start", f"--address={ctx.head_address}:{port}"]
         setup = [*spec.common_node_config.setup_commands, *spec.worker_node.setup_commands]
         head_host = ctx.head_address
     start += [*resource_arguments(node_type), "--block"]
+    # No usage reports: Supervisor networks are often closed, and a cluster should not phone home.
+    env = {"RAY_NODE_TYPE_NAME": node_type_name, "RAY_USAGE_STATS_ENABLED": "0"}
+    env_files: list[str] = []
+    if role == ROLE_HEAD and ctx.runs_autoscaler:
+        env["VMSERVICE_CRD_VER"] = ctx.vmop_api_version  # the version Ray's provider reads the head service at
+        env_files.append(AUTOSCALER_ENV)
     return NodeRuntime(
         role=role,
         cluster=ctx.name,
         node_type=node_type_name,
         image=spec.ray_docker_image,
         ray_start=start,
-        # No usage reports: Supervisor networks are often closed, and a cluster should not phone home.
-        env={"RAY_NODE_TYPE_NAME": node_type_name, "RAY_USAGE_STATS_ENABLED": "0"},
+        env=env,
         head_host=head_host,
         gcs_port=port,
         setup_commands=setup,
         initialization_commands=list(spec.common_node_config.initialization_commands),
         num_gpus=_gpus(node_type),
+        env_files=env_files,
+        volumes=[spec.common_node_config.shared_storage.mount_path] if spec.common_node_config.shared_storage else [],
     )

@@ -1,0 +1,62 @@
+"""The configuration of Ray's own autoscaler on the head (provider `vsphere`), from the cluster's spec.
+
+Ray's vSphere provider drives this very VMRayCluster: it adds and removes names in
+spec.autoscaler_desired_workers and reads the status. Workers start Ray from their cloud-init, so the
+autoscaler never logs into a node (disable_node_updaters), and the operator, not the autoscaler, replaces
+VMs whose configuration changed (disable_launch_config_check)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from vmray_operator.render.context import ClusterContext
+from vmray_operator.render.guest_paths import API_SERVER_CA
+from vmray_operator.render.ray_node import ray_resources
+
+
+def autoscaler_config(ctx: ClusterContext) -> dict[str, Any]:
+    spec = ctx.spec
+    common = spec.common_node_config
+    head_type = spec.head_node.node_type
+    node_types: dict[str, Any] = {}
+    for name, node_type in sorted(common.available_node_types.items()):
+        entry: dict[str, Any] = {"node_config": {"vm_class": node_type.vm_class}, "resources": ray_resources(node_type)}
+        if name == head_type:
+            entry.update(min_workers=0, max_workers=0)
+        else:
+            entry.update(min_workers=node_type.min_workers, max_workers=node_type.max_workers)
+        node_types[name] = entry
+    vsphere: dict[str, Any] = {"namespace": ctx.namespace, "api_server": ctx.api_server_location}
+    if ctx.api_server_ca_cert:
+        vsphere["ca_cert"] = API_SERVER_CA
+    return {
+        "cluster_name": ctx.name,
+        "max_workers": common.max_workers,
+        "upscaling_speed": spec.autoscaling.upscaling_speed,
+        "idle_timeout_minutes": common.idle_timeout_minutes,
+        "provider": {
+            "type": "vsphere",
+            "vsphere_config": vsphere,
+            "disable_node_updaters": True,
+            "disable_launch_config_check": True,
+        },
+        "auth": {"ssh_user": common.vm_user},
+        "available_node_types": node_types,
+        "head_node_type": head_type,
+        "file_mounts": {},
+        "cluster_synced_files": [],
+        "file_mounts_sync_continuously": False,
+        "initialization_commands": [],
+        "setup_commands": [],
+        "head_setup_commands": [],
+        "worker_setup_commands": [],
+        "head_start_ray_commands": [],
+        "worker_start_ray_commands": [],
+    }
+
+
+def autoscaler_env(ctx: ClusterContext) -> str:
+    """The environment file of the head's Ray container: the token Ray's vSphere provider reads."""
+    if ctx.autoscaler_token is None:
+        raise ValueError("the autoscaler's token is not issued yet")
+    return f"SVC_ACCOUNT_TOKEN={ctx.autoscaler_token}\n"

@@ -1,0 +1,7 @@
+"""Where a node's files live on its VM. cloud-init writes them; the Ray container sees GUEST_DIR read-only."""
+
+GUEST_DIR = "/etc/vmray"
+NODE_FILE = f"{GUEST_DIR}/node.json"  # the node's Ray command and environment, as data
+AUTOSCALER_CONFIG = f"{GUEST_DIR}/autoscaler.yaml"
+AUTOSCALER_ENV = f"{GUEST_DIR}/autoscaler.env"  # the ServiceAccount token: mode 0600, never on a command line
+API_SERVER_CA = f"{GUEST_DIR}/api-server-ca.crt"

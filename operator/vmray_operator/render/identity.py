@@ -1,0 +1,82 @@
+"""The head autoscaler's identity: a ServiceAccount per cluster, a Role that reaches only this cluster and
+its head service, and a token Secret.
+
+The token is a ServiceAccount token Secret, not a TokenRequest: cloud-init hands it to the head once, at
+first boot, so a token that expires would stop the autoscaler silently some day. This token lives exactly as
+long as the ServiceAccount, which the cluster owns: it dies with the cluster."""
+
+from __future__ import annotations
+
+from vmray_operator.render import names
+from vmray_operator.render.context import ClusterContext
+from vmray_operator.render.objects import Body, metadata
+
+TOKEN_KEY = "token"
+SERVICE_ACCOUNT_TOKEN_TYPE = "kubernetes.io/service-account-token"
+
+
+def service_account_name(cluster: str) -> str:
+    return f"{cluster}-autoscaler"
+
+
+def token_secret_name(cluster: str) -> str:
+    return f"{cluster}-autoscaler-token"
+
+
+def _labels(ctx: ClusterContext) -> dict[str, str]:
+    return names.labels(ctx.name, names.ROLE_AUTOSCALER)
+
+
+def service_account(ctx: ClusterContext) -> Body:
+    return {
+        "apiVersion": "v1",
+        "kind": "ServiceAccount",
+        "metadata": metadata(ctx, service_account_name(ctx.name), _labels(ctx)),
+        "automountServiceAccountToken": False,
+    }
+
+
+def role(ctx: ClusterContext) -> Body:
+    """What Ray's vSphere provider does with the API: read and patch its own VMRayCluster, read the head's
+    VirtualMachineService. Nothing else, and nothing of any other cluster."""
+    return {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "Role",
+        "metadata": metadata(ctx, service_account_name(ctx.name), _labels(ctx)),
+        "rules": [
+            {
+                "apiGroups": ["vmray.broadcom.com"],
+                "resources": ["vmrayclusters"],
+                "resourceNames": [ctx.name],
+                "verbs": ["get", "patch"],
+            },
+            {
+                "apiGroups": ["vmoperator.vmware.com"],
+                "resources": ["virtualmachineservices"],
+                "resourceNames": [names.head_vm_name(ctx.name, ctx.nounce)],
+                "verbs": ["get"],
+            },
+        ],
+    }
+
+
+def role_binding(ctx: ClusterContext) -> Body:
+    name = service_account_name(ctx.name)
+    return {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "RoleBinding",
+        "metadata": metadata(ctx, name, _labels(ctx)),
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
+        "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": ctx.namespace}],
+    }
+
+
+def token_secret(ctx: ClusterContext) -> Body:
+    """Kubernetes fills data.token once the ServiceAccount exists."""
+    annotations = {"kubernetes.io/service-account.name": service_account_name(ctx.name)}
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": SERVICE_ACCOUNT_TOKEN_TYPE,
+        "metadata": metadata(ctx, token_secret_name(ctx.name), _labels(ctx), annotations=annotations),
+    }

@@ -1,0 +1,103 @@
+"""The head autoscaler's identity on the real API server: its token works for its own cluster only, and
+goes away with the cluster."""
+
+from __future__ import annotations
+
+import base64
+import copy
+
+import pytest
+
+from tests.support.clusters import get_cluster, sample, wait_condition
+from tests.support.waiting import wait_for
+from vmray_operator.controller.runtime import Controller
+from vmray_operator.kube import resources as r
+from vmray_operator.kube.client import Forbidden, Kube, Unauthorized
+from vmray_operator.render import identity, names
+
+pytestmark = pytest.mark.simulator
+
+
+def _as_token(kube: Kube, token: str) -> Kube:
+    configuration = copy.copy(kube.configuration)
+    configuration.api_key = {"authorization": f"Bearer {token}"}
+    configuration.cert_file = None
+    configuration.key_file = None
+    return Kube(configuration, concurrency=2)
+
+
+async def _token(kube: Kube, namespace: str, cluster: str) -> str:
+    secret = await kube.get(r.SECRETS, identity.token_secret_name(cluster), namespace)
+    assert secret is not None
+    assert secret["type"] == "kubernetes.io/service-account-token"
+    return base64.b64decode(secret["data"]["token"]).decode()
+
+
+async def test_head_token_reaches_its_own_cluster_only(kube: Kube, namespace: str, operator: Controller) -> None:
+    await kube.create(r.VMRAYCLUSTERS, sample(namespace, "mine"), namespace)
+    await kube.create(r.VMRAYCLUSTERS, sample(namespace, "theirs"), namespace)
+    mine = await wait_condition(kube, namespace, "mine", "Ready")
+    await wait_condition(kube, namespace, "theirs", "Ready")
+
+    autoscaler = _as_token(kube, await _token(kube, namespace, "mine"))
+    try:
+        # What Ray's vSphere provider does: read its cluster and the head's service, patch the desired workers.
+        assert (await autoscaler.get(r.VMRAYCLUSTERS, "mine", namespace) or {})["metadata"]["uid"] == mine["metadata"][
+            "uid"
+        ]
+        head = names.head_vm_name("mine", mine["metadata"]["labels"][names.HEAD_NOUNCE_LABEL])
+        service = await autoscaler.get(r.VIRTUAL_MACHINE_SERVICES.at_version("v1alpha2"), head, namespace)
+        assert service is not None
+        await autoscaler.patch(
+            r.VMRAYCLUSTERS,
+            "mine",
+            {"spec": {"autoscaler_desired_workers": {"mine-w-byauto00": "ray.worker.default"}}},
+            namespace,
+        )
+
+        # Nothing else: another cluster, the cluster list, Secrets, VMs.
+        with pytest.raises(Forbidden):
+            await autoscaler.get(r.VMRAYCLUSTERS, "theirs", namespace)
+        with pytest.raises(Forbidden):
+            await autoscaler.patch(r.VMRAYCLUSTERS, "theirs", {"spec": {"autoscaler_desired_workers": {}}}, namespace)
+        with pytest.raises(Forbidden):
+            await autoscaler.list(r.VMRAYCLUSTERS, namespace)
+        with pytest.raises(Forbidden):
+            await autoscaler.list(r.SECRETS, namespace)
+        with pytest.raises(Forbidden):
+            await autoscaler.delete(r.VMRAYCLUSTERS, "mine", namespace)
+        with pytest.raises(Forbidden):
+            await autoscaler.list(r.VIRTUAL_MACHINES, namespace)
+    finally:
+        autoscaler.close()
+
+    async def three_workers() -> bool:
+        cluster = await get_cluster(kube, namespace, "mine")
+        return "mine-w-byauto00" in (cluster or {}).get("status", {}).get("current_workers", {})
+
+    await wait_for(three_workers, what="the worker the token added")
+
+
+async def test_token_dies_with_the_cluster(kube: Kube, namespace: str, operator: Controller) -> None:
+    await kube.create(r.VMRAYCLUSTERS, sample(namespace, "brief"), namespace)
+    await wait_condition(kube, namespace, "brief", "Ready")
+    token = await _token(kube, namespace, "brief")
+    await kube.delete(r.VMRAYCLUSTERS, "brief", namespace)
+
+    async def gone() -> bool:
+        return await get_cluster(kube, namespace, "brief") is None
+
+    await wait_for(gone, timeout=60, what="cluster deleted")
+
+    async def account_gone() -> bool:
+        account = await kube.get(r.SERVICE_ACCOUNTS, identity.service_account_name("brief"), namespace)
+        role = await kube.get(r.ROLES, identity.service_account_name("brief"), namespace)
+        return account is None and role is None
+
+    await wait_for(account_gone, timeout=60, what="the autoscaler's ServiceAccount and Role collected")
+    autoscaler = _as_token(kube, token)
+    try:
+        with pytest.raises(Unauthorized):
+            await autoscaler.get(r.VMRAYCLUSTERS, "brief", namespace)
+    finally:
+        autoscaler.close()

@@ -1,0 +1,181 @@
+"""The head's autoscaler: its config is one Ray itself accepts, and its identity reaches only its own cluster."""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import datetime
+from typing import Any
+
+import yaml
+from ray.autoscaler._private.util import prepare_config, validate_config
+
+from tests.support.specs import NAME, NAMESPACE, NOUNCE, TOKEN, context, head_of, sample_spec
+from vmray_operator.reconcile.observed import Observed, issued_token
+from vmray_operator.reconcile.plan import Create, Delete, Drain, Kind, plan
+from vmray_operator.render import identity
+from vmray_operator.render.autoscaler import autoscaler_config
+from vmray_operator.render.context import ClusterContext, OperatorDefaults
+from vmray_operator.render.desired import desired_state
+from vmray_operator.render.guest_paths import AUTOSCALER_CONFIG, AUTOSCALER_ENV
+from vmray_operator.render.ray_node import node_runtime
+
+DRAIN = Drain(datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC), 60.0)
+
+
+def _files(ctx: ClusterContext) -> dict[str, dict[str, Any]]:
+    head = head_of(desired_state(ctx))
+    secret = desired_state(ctx).secrets[head["spec"]["bootstrap"]["cloudInit"]["rawCloudConfig"]["name"]]
+    document = yaml.safe_load(base64.b64decode(secret["data"]["user-data"]))
+    return {entry["path"]: entry for entry in document["write_files"]}
+
+
+def test_config_passes_rays_own_validation() -> None:
+    config = autoscaler_config(context())
+    validate_config(prepare_config(config))  # raises on anything Ray's schema refuses
+    assert config["provider"]["type"] == "vsphere"
+    assert config["provider"]["disable_node_updaters"] is True
+    assert config["provider"]["vsphere_config"] == {"namespace": NAMESPACE, "api_server": "10.211.0.1:6443"}
+    assert config["cluster_name"] == NAME
+    assert config["max_workers"] == 5
+    assert config["head_node_type"] == "ray.head.default"
+
+
+def test_node_types_use_rays_resource_names_and_the_spec_limits() -> None:
+    spec = sample_spec()
+    worker = spec.common_node_config.available_node_types["ray.worker.default"]
+    worker.resources = {"cpu": 4, "gpu": 1, "memory": 2**30, "tier_heavy": 1}
+    spec.common_node_config.idle_timeout_minutes = 7
+    spec.autoscaling.upscaling_speed = 2.5
+    config = autoscaler_config(context(spec))
+    entry = config["available_node_types"]["ray.worker.default"]
+    assert entry["resources"] == {"CPU": 4, "GPU": 1, "memory": 2**30, "tier_heavy": 1}
+    assert (entry["min_workers"], entry["max_workers"]) == (2, 5)
+    assert entry["node_config"] == {"vm_class": "best-effort-small"}
+    assert config["idle_timeout_minutes"] == 7
+    assert config["upscaling_speed"] == 2.5
+
+
+def test_operator_defaults_fill_the_api_server_and_ca() -> None:
+    spec = sample_spec(api_server={})
+    ctx = dataclasses.replace(
+        context(spec), defaults=OperatorDefaults("10.0.0.1:6443", "-----BEGIN CERTIFICATE-----\nx\n")
+    )
+    vsphere = autoscaler_config(ctx)["provider"]["vsphere_config"]
+    assert vsphere["api_server"] == "10.0.0.1:6443"
+    files = _files(ctx)
+    assert files[vsphere["ca_cert"]]["content"].startswith("-----BEGIN CERTIFICATE-----")
+
+
+def test_head_starts_the_autoscaler_with_the_token_in_a_private_file() -> None:
+    ctx = context()
+    runtime = node_runtime(ctx, "head", "ray.head.default")
+    assert f"--autoscaling-config={AUTOSCALER_CONFIG}" in runtime.ray_start
+    assert runtime.env_files == [AUTOSCALER_ENV]
+    assert runtime.env["VMSERVICE_CRD_VER"] == ctx.vmop_api_version
+    assert TOKEN not in " ".join(runtime.ray_start) + repr(runtime.env)
+    files = _files(ctx)
+    assert files[AUTOSCALER_ENV] == {
+        "path": AUTOSCALER_ENV,
+        "permissions": "0600",
+        "content": f"SVC_ACCOUNT_TOKEN={TOKEN}\n",
+    }
+    assert yaml.safe_load(files[AUTOSCALER_CONFIG]["content"]) == autoscaler_config(ctx)
+
+
+def test_workers_never_get_the_autoscaler_or_its_token() -> None:
+    runtime = node_runtime(context(), "worker", "ray.worker.default")
+    assert not any(arg.startswith("--autoscaling-config") for arg in runtime.ray_start)
+    assert runtime.env_files == []
+    desired = desired_state(
+        context(sample_spec(autoscaler_desired_workers={f"{NAME}-w-aaaaaaaa": "ray.worker.default"}))
+    )
+    head_secret = head_of(desired)["spec"]["bootstrap"]["cloudInit"]["rawCloudConfig"]["name"]
+    for name, secret in desired.secrets.items():
+        if name != head_secret:
+            assert TOKEN not in base64.b64decode(secret["data"]["user-data"]).decode()
+
+
+def test_head_waits_for_its_token() -> None:
+    desired = desired_state(context(token=None))
+    assert desired.head_vm is None
+    assert desired.secrets == {}  # no head user-data without the token; no workers without the head address
+    assert desired.token_secret is not None
+
+
+def test_without_autoscaling_the_head_needs_no_identity() -> None:
+    spec = sample_spec(autoscaling={"enabled": False})
+    desired = desired_state(context(spec, token=None))
+    assert desired.head_vm is not None
+    assert desired.identity == []
+    assert desired.token_secret is None
+    assert not any(
+        a.startswith("--autoscaling-config") for a in node_runtime(context(spec), "head", "ray.head.default").ray_start
+    )
+
+
+def test_a_ray_up_cluster_gets_no_autoscaler_from_the_operator() -> None:
+    ctx = dataclasses.replace(context(token=None), created_by="ray-cli")
+    desired = desired_state(ctx)
+    assert desired.head_vm is not None
+    assert desired.token_secret is None
+
+
+def test_role_reaches_only_this_cluster_and_its_head_service() -> None:
+    role = identity.role(context())
+    assert role["metadata"]["namespace"] == NAMESPACE
+    rules = {(tuple(r["apiGroups"]), tuple(r["resources"])): r for r in role["rules"]}
+    assert rules[(("vmray.broadcom.com",), ("vmrayclusters",))]["resourceNames"] == [NAME]
+    assert rules[(("vmray.broadcom.com",), ("vmrayclusters",))]["verbs"] == ["get", "patch"]
+    service_rule = rules[(("vmoperator.vmware.com",), ("virtualmachineservices",))]
+    assert service_rule["resourceNames"] == [f"{NAME}-h-{NOUNCE}"]
+    assert service_rule["verbs"] == ["get"]
+    assert len(role["rules"]) == 2
+    binding = identity.role_binding(context())
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": f"{NAME}-autoscaler", "namespace": NAMESPACE}]
+    for body in (role, binding, identity.service_account(context()), identity.token_secret(context())):
+        assert body["metadata"]["ownerReferences"][0]["kind"] == "VMRayCluster"
+
+
+def test_identity_is_made_once_with_the_token_secret_after_the_account() -> None:
+    desired = desired_state(context(token=None))
+    actions = plan(desired, Observed(), DRAIN)
+    kinds = [a.kind for a in actions if isinstance(a, Create)]
+    assert kinds[:4] == [Kind.SERVICE_ACCOUNT, Kind.ROLE, Kind.ROLE_BINDING, Kind.TOKEN_SECRET]
+    assert Kind.VM not in kinds
+    token = identity.token_secret(context())
+    token["metadata"]["uid"] = "t"
+    actions = plan(desired, Observed(secrets={token["metadata"]["name"]: token}), DRAIN)
+    assert not any(a.kind in (Kind.SERVICE_ACCOUNT, Kind.ROLE, Kind.ROLE_BINDING, Kind.TOKEN_SECRET) for a in actions)
+
+
+def test_turning_autoscaling_off_deletes_the_token() -> None:
+    token = identity.token_secret(context())
+    token["metadata"]["uid"] = "t"
+    desired = desired_state(context(sample_spec(autoscaling={"enabled": False})))
+    actions = plan(desired, Observed(secrets={token["metadata"]["name"]: token}), DRAIN)
+    assert Delete(Kind.TOKEN_SECRET, token["metadata"]["name"], "t", "the head runs no autoscaler") in actions
+
+
+def test_issued_token_reads_what_kubernetes_wrote() -> None:
+    assert issued_token(None) is None
+    assert issued_token({"data": {}}) is None
+    assert issued_token({"data": {"token": "!!"}}) is None
+    assert issued_token({"data": {"token": base64.b64encode(b"abc").decode()}}) == "abc"
+
+
+def test_scaling_limits_do_not_make_the_head_outdated() -> None:
+    """The autoscaler's config lives in the head's user-data, but a change of limits must not replace the
+    head (and restart Ray): only what else the head runs counts."""
+    key = "vmray.broadcom.com/bootstrap-hash"
+    before = desired_state(context())
+    spec = sample_spec()
+    spec.common_node_config.max_workers = 4
+    spec.common_node_config.idle_timeout_minutes = 30
+    after = desired_state(context(spec))
+    assert head_of(after)["metadata"]["annotations"][key] == head_of(before)["metadata"]["annotations"][key]
+    assert after.secrets != before.secrets  # the new limits still reach the next head through its Secret
+    spec = sample_spec()
+    spec.head_node.setup_commands = ["pip install pandas"]
+    changed = desired_state(context(spec))
+    assert head_of(changed)["metadata"]["annotations"][key] != head_of(before)["metadata"]["annotations"][key]
