@@ -33,8 +33,11 @@ def peak_memory() -> Iterator[PeakMemory]:
     sampler = PeakMemory()
     sampler.start()
     yield sampler
-    peak = sampler.stop()
-    FIGURES.append(f"peak memory of everything the e2e suite started: {peak / 2**30:.2f} GiB")
+    pss, rss = sampler.stop()
+    FIGURES.append(
+        f"peak memory of everything the e2e suite started: {pss / 2**30:.2f} GiB "
+        f"(PSS; the plain sum of RSS, shared pages counted once per process: {rss / 2**30:.2f} GiB)"
+    )
 
 
 @pytest.fixture(scope="session")

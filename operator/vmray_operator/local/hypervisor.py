@@ -4,6 +4,7 @@ real Ray node inside and a real TCP load balancer in front of services (ray)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import tempfile
@@ -99,6 +100,12 @@ class RayHypervisor:
         for key in list(self._balancers):
             await self.unexpose(key)
         await self.network.teardown()
+        with contextlib.suppress(OSError):  # empty once every VM is off
+            self._guest_tmp_root().rmdir()
+
+    def _guest_tmp_root(self) -> Path:
+        """Where the VMs' /tmp/ray directories live: short, because Ray puts unix sockets there."""
+        return Path(tempfile.gettempdir()) / f"vr{self.network.instance}"
 
     def check_bootstrap(self, user_data: str | None) -> list[str]:
         return validate_user_data(user_data) if user_data is not None else []
@@ -110,7 +117,7 @@ class RayHypervisor:
             self._nodes[key] = None
             return
         home = self.state_dir / "vms" / key.replace("/", "_")
-        tmp = Path(tempfile.gettempdir()) / f"vr{self.network.instance}" / netns.rsplit("-", 1)[-1]
+        tmp = self._guest_tmp_root() / netns.rsplit("-", 1)[-1]
         node = RayNode(vm_name, netns, address, runtime, home, tmp, guest_files(user_data or ""))
         self._nodes[key] = node
         node.start()
