@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.carvel.conftest import ROOT, VERSION, run
-from tests.support.clusters import get_cluster, sample, wait_condition
+from tests.support.clusters import delete_cluster, sample, wait_condition
 from tests.support.waiting import wait_for
 from vmray_operator.kube import resources as r
 from vmray_operator.kube.client import Kube
@@ -130,12 +130,7 @@ async def test_installed_entry_point_runs_a_cluster_through_its_life(
     await kube.create(r.VMRAYCLUSTERS, sample(namespace, "image-ray"), namespace)
     cluster = await wait_condition(kube, namespace, "image-ray", "Ready")
     assert cluster["status"]["ready_workers"] == 2
-    await kube.delete(r.VMRAYCLUSTERS, "image-ray", namespace)
-
-    async def gone() -> bool:
-        return await get_cluster(kube, namespace, "image-ray") is None
-
-    await wait_for(gone, timeout=60, what="image-ray deleted (finalizer released)")
+    await delete_cluster(kube, namespace, "image-ray")
 
     lines = [line for line in log.read_text().splitlines() if line.strip()]
     assert lines

@@ -19,8 +19,7 @@ import yaml
 
 from tests.carvel.conftest import Build, documents, run, tool
 from tests.conftest import running_operator
-from tests.support.clusters import get_cluster, sample, wait_condition
-from tests.support.waiting import wait_for
+from tests.support.clusters import delete_cluster, sample, wait_condition
 from vmray_operator.config import Settings
 from vmray_operator.kube import resources as r
 from vmray_operator.kube.client import Forbidden, Kube
@@ -134,12 +133,7 @@ async def test_packaged_service_account_runs_a_cluster_through_its_life(
         cluster = await wait_condition(kube, namespace, "sa-ray", "Ready")
         assert cluster["status"]["ready_workers"] == 2
 
-        await kube.delete(r.VMRAYCLUSTERS, "sa-ray", namespace)
-
-        async def gone() -> bool:
-            return await get_cluster(kube, namespace, "sa-ray") is None
-
-        await wait_for(gone, timeout=60, what="sa-ray deleted (finalizer released)")
+        await delete_cluster(kube, namespace, "sa-ray")
     refused = [
         rec.getMessage() for rec in caplog.records if "403" in rec.getMessage() or "ermission" in rec.getMessage()
     ]

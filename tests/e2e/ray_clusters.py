@@ -13,8 +13,7 @@ from typing import Any
 import aiohttp
 
 from tests.e2e.conftest import GUEST_API
-from tests.support.clusters import get_cluster, sample, wait_condition
-from tests.support.waiting import wait_for
+from tests.support.clusters import delete_cluster, sample, wait_condition
 from vmray_operator.kube import resources as r
 from vmray_operator.kube.client import Kube
 
@@ -46,12 +45,7 @@ async def ray_cluster(kube: Kube, namespace: str, name: str, **spec: Any) -> Asy
     try:
         yield await ready_cluster(kube, namespace, name, **spec)
     finally:
-        await kube.delete(r.VMRAYCLUSTERS, name, namespace)
-
-        async def gone() -> bool:
-            return await get_cluster(kube, namespace, name) is None
-
-        await wait_for(gone, timeout=180, what=f"{name} deleted")
+        await delete_cluster(kube, namespace, name, timeout=180)
 
 
 async def submit_job(dashboard: str, working_dir: Path, *entrypoint: str) -> subprocess.CompletedProcess[str]:

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.e2e.ray_clusters import READY_TIMEOUT, ray_cluster, ray_nodes, ready_cluster, submit_job
-from tests.support.clusters import cluster_vms, get_cluster, wait_condition
+from tests.support.clusters import cluster_vms, delete_cluster, get_cluster, wait_condition
 from tests.support.waiting import wait_for
 from vmray_operator.controller.runtime import Controller
 from vmray_operator.kube import resources as r
@@ -141,12 +141,7 @@ async def test_deleting_the_cluster_leaves_no_ray_process(
 ) -> None:
     await ready_cluster(kube, namespace, "short")
     vms = await cluster_vms(kube, namespace, "short")
-    await kube.delete(r.VMRAYCLUSTERS, "short", namespace)
-
-    async def gone() -> bool:
-        return await get_cluster(kube, namespace, "short") is None
-
-    await wait_for(gone, timeout=180, what="cluster deleted")
+    await delete_cluster(kube, namespace, "short", timeout=180)
     for name in vms:
         guest_dir = simulator / "vms" / f"{namespace}_{name}"
         assert not guest_dir.exists(), f"{guest_dir} still there"

@@ -8,7 +8,7 @@ import copy
 
 import pytest
 
-from tests.support.clusters import get_cluster, sample, wait_condition
+from tests.support.clusters import delete_cluster, get_cluster, sample, wait_condition
 from tests.support.waiting import wait_for
 from vmray_operator.controller.runtime import Controller
 from vmray_operator.kube import resources as r
@@ -82,12 +82,7 @@ async def test_token_dies_with_the_cluster(kube: Kube, namespace: str, operator:
     await kube.create(r.VMRAYCLUSTERS, sample(namespace, "brief"), namespace)
     await wait_condition(kube, namespace, "brief", "Ready")
     token = await _token(kube, namespace, "brief")
-    await kube.delete(r.VMRAYCLUSTERS, "brief", namespace)
-
-    async def gone() -> bool:
-        return await get_cluster(kube, namespace, "brief") is None
-
-    await wait_for(gone, timeout=60, what="cluster deleted")
+    await delete_cluster(kube, namespace, "brief")
 
     async def account_gone() -> bool:
         account = await kube.get(r.SERVICE_ACCOUNTS, identity.service_account_name("brief"), namespace)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.clusters import cluster_vms, get_cluster, sample, wait_condition
+from tests.support.clusters import cluster_vms, delete_cluster, get_cluster, sample, wait_condition
 from tests.support.waiting import wait_for
 from vmray_operator.controller.runtime import Controller
 from vmray_operator.kube import resources as r
@@ -108,12 +108,7 @@ async def test_workers_follow_ray_style_merge_patches(kube: Kube, namespace: str
 async def test_deletion_leaves_nothing_behind(kube: Kube, namespace: str, operator: Controller) -> None:
     await kube.create(r.VMRAYCLUSTERS, sample(namespace, "doomed"), namespace)
     await wait_condition(kube, namespace, "doomed", "Ready")
-    await kube.delete(r.VMRAYCLUSTERS, "doomed", namespace)
-
-    async def gone() -> bool:
-        return await get_cluster(kube, namespace, "doomed") is None
-
-    await wait_for(gone, timeout=60, what="cluster deleted")
+    await delete_cluster(kube, namespace, "doomed")
     selector = f"{names.LABEL_CLUSTER}=doomed"
     assert await kube.list(r.VIRTUAL_MACHINES, namespace, selector) == []
     assert await kube.list(r.VIRTUAL_MACHINE_SERVICES, namespace, selector) == []

@@ -51,3 +51,13 @@ async def wait_condition(
 async def cluster_vms(kube: Kube, namespace: str, name: str) -> dict[str, dict[str, Any]]:
     items = await kube.list(r.VIRTUAL_MACHINES, namespace, f"{names.LABEL_CLUSTER}={name}")
     return {vm["metadata"]["name"]: vm for vm in items}
+
+
+async def delete_cluster(kube: Kube, namespace: str, name: str, timeout: float = 60.0) -> None:
+    """Deletes the cluster and waits until it is gone, that is until the operator released its finalizer."""
+    await kube.delete(r.VMRAYCLUSTERS, name, namespace)
+
+    async def gone() -> bool:
+        return await get_cluster(kube, namespace, name) is None
+
+    await wait_for(gone, timeout=timeout, what=f"{name} deleted (finalizer released)")

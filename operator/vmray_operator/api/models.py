@@ -12,6 +12,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"  # names of most Kubernetes objects
 NODE_TYPE_NAME = r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$"
 # registry/path/name[:tag][@sha256:digest]; lower-case path components as OCI requires
 IMAGE_REFERENCE = (
@@ -88,7 +89,7 @@ class NodeType(_Model):
     vm_class: str = Field(
         min_length=1,
         max_length=253,
-        pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$",
+        pattern=DNS_SUBDOMAIN,
         description="VirtualMachineClass of VMs of this type (kubectl get vmclass).",
     )
     min_workers: int = Field(
@@ -122,7 +123,7 @@ class SecretKeyRef(_Model):
     name: str = Field(
         min_length=1,
         max_length=253,
-        pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$",
+        pattern=DNS_SUBDOMAIN,
         description="Name of a Secret in the cluster's namespace.",
     )
     key: str = Field(
@@ -173,7 +174,7 @@ class CommonNodeConfig(_Model):
     storage_class: str = Field(
         min_length=1,
         max_length=253,
-        pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$",
+        pattern=DNS_SUBDOMAIN,
         description="Storage class of the VMs' disks, one assigned to the namespace. Immutable.",
     )
     vm_user: str = Field(
@@ -237,7 +238,7 @@ class DockerConfig(_Model):
     auth_secret_name: str | None = Field(
         default=None,
         max_length=253,
-        pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$",
+        pattern=DNS_SUBDOMAIN,
         description="Secret in this namespace with registry credentials (keys username, password and "
         "optionally registry) for pulling ray_docker_image.",
     )
