@@ -14,7 +14,7 @@ help:
 	@echo "make test       lint, unit and integration tests (builds the pinned tools on first use)"
 	@echo "make lint       ruff and mypy --strict"
 	@echo "make test-e2e   only the end-to-end tests (real Ray in every simulated VM)"
-	@echo "make bench      benchmark of the core reconcile (prints figures)"
+	@echo "make bench      benchmarks: 100 clusters, operator overhead, Ray floor (prints figures)"
 	@echo "make carvel     the Supervisor Service package (build/carvel/); make carvel-push REGISTRY=... pushes it"
 	@echo "make generate   regenerate crds/ from the API models"
 	@echo "make tools      build the pinned tools into ~/.cache/vmray-dev"
@@ -56,7 +56,8 @@ test: venv tools lint
 	$(BIN)/pytest -q tests/e2e
 
 bench: venv tools
-	$(BIN)/python -m tests.bench.core --clusters 50 --workers 4 --idle 120
+	$(BIN)/python -m tests.bench.core --clusters 100 --workers 4 --idle 120
+	$(BIN)/python -m tests.bench.overhead --workers 200
 	$(BIN)/python -m tests.bench.ray_floor
 
 generate: venv

@@ -87,7 +87,7 @@ def _run(args: argparse.Namespace) -> int:
     from vmray_operator.main import run_operator
 
     if args.metrics_port:
-        prometheus_client.start_http_server(args.metrics_port)
+        prometheus_client.start_http_server(args.metrics_port, addr=args.metrics_address)
     kube = Kube.from_kubeconfig(args.kubeconfig)
     asyncio.run(run_operator(kube, Settings.from_env(), liveness_endpoint=args.liveness or None))
     return 0
@@ -141,6 +141,11 @@ def parser() -> argparse.ArgumentParser:
         type=int,
         default=int(os.environ.get("VMRAY_METRICS_PORT", "9090")),
         help="port of the Prometheus /metrics endpoint, 0 for none (default %(default)s)",
+    )
+    run.add_argument(
+        "--metrics-address",
+        default=os.environ.get("VMRAY_METRICS_ADDRESS", "0.0.0.0"),
+        help="address the /metrics endpoint listens on (default %(default)s: every interface, as in a pod)",
     )
     run.set_defaults(func=_run)
 

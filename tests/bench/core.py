@@ -120,6 +120,7 @@ def main() -> int:
         time.sleep(3)  # let the last status writes land before counting
         after_create = bench.operator_requests()
         requests = sum(after_create.values()) - sum(before.values())
+        by_method = {m: (after_create.get(m, 0) - before.get(m, 0)) / args.clusters for m in sorted(after_create)}
         # VMs, service, two bootstrap Secrets, the autoscaler's ServiceAccount, Role, RoleBinding and token Secret
         objects_per_cluster = (1 + args.workers) + 1 + 2 + 4
         latencies = [
@@ -138,7 +139,8 @@ def main() -> int:
         print(f"operator memory: {rss:.0f} MiB now, {peak:.0f} MiB peak")
         print(
             f"API requests per cluster creation: {requests / args.clusters:.1f} "
-            f"for {objects_per_cluster} objects ({requests / args.clusters / objects_per_cluster:.2f}x)"
+            f"for {objects_per_cluster} objects ({requests / args.clusters / objects_per_cluster:.2f}x): "
+            + ", ".join(f"{method} {count:.1f}" for method, count in by_method.items())
         )
         print(
             f"VM IP -> cluster status latency over {len(latencies)} VMs: "

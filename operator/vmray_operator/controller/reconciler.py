@@ -25,7 +25,7 @@ from vmray_operator.reconcile.diff import merge_patch
 from vmray_operator.reconcile.observed import issued_token, load_balancer_ip
 from vmray_operator.reconcile.plan import Action, Create, Drain, Kind, Update, deletion_plan, draining, plan
 from vmray_operator.reconcile.rollout import rollout
-from vmray_operator.reconcile.status import StatusInput, compute_status
+from vmray_operator.reconcile.status import PROGRESS_REASONS, StatusInput, compute_status
 from vmray_operator.render import identity, names
 from vmray_operator.render.context import RAY_DASHBOARD_PORT, ClusterContext, OperatorDefaults
 from vmray_operator.render.desired import desired_state
@@ -262,7 +262,8 @@ class Reconciler:
                         if created:
                             since = datetime.datetime.fromisoformat(created.replace("Z", "+00:00"))
                             metrics.TIME_TO_READY.observe((self.clock() - since).total_seconds())
-            elif after.get("reason") not in ("WorkersProvisioning", "Provisioning", "Deleting") or type_ != "Ready":
+            elif type_ != "Ready" or before.get("status") == "True" or after.get("reason") not in PROGRESS_REASONS:
+                # a failure, or a cluster that was Ready and is not any more; steps of bringing it up are no news
                 self.events.emit(body, "Warning", str(after.get("reason")), str(after.get("message", "")))
 
     async def _write_invalid(self, body: Body, error: str) -> None:

@@ -110,7 +110,16 @@ def start_operator(
 ) -> None:
     """The operator as a recorded background process of state_dir (no liveness endpoint)."""
     argv = cli_argv(
-        *args, "run", "--kubeconfig", str(kubeconfig), "--liveness", "", "--metrics-port", str(metrics_port)
+        *args,
+        "run",
+        "--kubeconfig",
+        str(kubeconfig),
+        "--liveness",
+        "",
+        "--metrics-port",
+        str(metrics_port),
+        "--metrics-address",
+        "127.0.0.1",  # a local cloud serves nothing beyond loopback
     )
     processes.start(state_dir, "operator", argv, env=env)
 

@@ -12,6 +12,20 @@ from vmray_operator.reconcile.conditions import Condition, find, set_condition
 from vmray_operator.reconcile.observed import Body, Observed, is_deleting, load_balancer_ip
 from vmray_operator.render.context import RAY_CLIENT_PORT, RAY_DASHBOARD_PORT
 
+# Reasons of the steps a healthy cluster passes through on its way up (or out): not failures.
+PROGRESS_REASONS = frozenset(
+    {
+        "Provisioning",
+        "PoweringOn",
+        "WaitingForNetworkAddress",
+        "WaitingForLoadBalancer",
+        "WaitingForRay",
+        "WorkersProvisioning",
+        "Draining",
+        "Deleting",
+    }
+)
+
 PREREQUISITE_CONDITIONS = (
     "VirtualMachineClassReady",
     "VirtualMachineImageReady",

@@ -1,0 +1,102 @@
+"""A cluster made by `ray up`: Ray's own vSphere provider code creates the VMRayCluster, adds and removes a
+worker and reads the state back, against the operator on the real API server."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import kubernetes.config.kube_config
+import pytest
+from ray.autoscaler._private.vsphere import cluster_operator_client as ray_vsphere
+from ray.autoscaler.tags import TAG_RAY_NODE_NAME, TAG_RAY_USER_NODE_TYPE
+
+from tests.support.clusters import cluster_vms, delete_cluster, get_cluster, wait_condition
+from tests.support.waiting import wait_for
+from vmray_operator.controller.runtime import Controller
+from vmray_operator.kube import resources as r
+from vmray_operator.kube.client import Kube
+from vmray_operator.render import identity, names
+
+pytestmark = pytest.mark.simulator
+
+
+@pytest.fixture
+def ray_cli_key(kubeconfig: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """`ray up` on a laptop: no service account token, the kubeconfig of the person running it (what
+    $KUBECONFIG names; the kubernetes package reads it once, at import), and the launcher's SSH key."""
+    assert ray_vsphere.SERVICE_ACCOUNT_TOKEN is None
+    monkeypatch.setattr(kubernetes.config.kube_config, "KUBE_CONFIG_DEFAULT_LOCATION", str(kubeconfig))
+    key = tmp_path / "ray-bootstrap-key.pem"
+    key.write_text("-----BEGIN RSA PRIVATE KEY-----\nnot a real key\n-----END RSA PRIVATE KEY-----\n")
+    return key
+
+
+def _ray_client(namespace: str, private_key: Path) -> Any:
+    provider = {
+        "vsphere_config": {
+            "namespace": namespace,
+            "vm_image": "vmi-7289e7d90a3c53e73",
+            "storage_class": "vsan-default-storage-policy",
+        }
+    }
+    cluster_config = {
+        "max_workers": 2,
+        "head_setup_commands": ["pip list"],
+        "head_node_type": "ray.head.default",
+        "available_node_types": {
+            "ray.head.default": {"node_config": {"vm_class": "best-effort-small"}, "resources": {}},
+            "worker": {
+                "node_config": {"vm_class": "best-effort-small"},
+                "resources": {"CPU": 2},
+                "min_workers": 1,
+                "max_workers": 2,
+            },
+        },
+        "auth": {"ssh_user": "ray", "ssh_private_key": str(private_key)},
+        "docker": {"image": "rayproject/ray:2.60.0"},
+    }
+    return ray_vsphere.ClusterOperatorClient("from-ray", provider, cluster_config)
+
+
+async def test_a_ray_up_cluster_works_with_rays_own_provider(
+    kube: Kube, namespace: str, operator: Controller, ray_cli_key: Path
+) -> None:
+    client = _ray_client(namespace, ray_cli_key)
+    head_tags = {TAG_RAY_NODE_NAME: "ray-from-ray-head", TAG_RAY_USER_NODE_TYPE: "ray.head.default"}
+    created = await asyncio.to_thread(client.create_nodes, head_tags, 1, {})
+    (head,) = created
+    assert head.startswith("from-ray-h-")
+
+    cluster = await wait_condition(kube, namespace, "from-ray", "HeadReady")
+    assert cluster["metadata"]["labels"][names.CREATED_BY_LABEL] == "ray-cli"
+    assert set(await cluster_vms(kube, namespace, "from-ray")) == {head}  # Ray's launcher keeps the floor
+    # Ray's launcher brings the autoscaler of a `ray up` cluster: the operator makes it no identity.
+    assert await kube.get(r.SERVICE_ACCOUNTS, identity.service_account_name("from-ray"), namespace) is None
+    assert await asyncio.to_thread(client.is_vm_power_on, head)
+    assert await asyncio.to_thread(client.get_vm_external_ip, head) == cluster["status"]["vm_service_status"]["ip"]
+
+    worker_tags = {TAG_RAY_NODE_NAME: "ray-from-ray-worker", TAG_RAY_USER_NODE_TYPE: "worker"}
+    (worker,) = await asyncio.to_thread(client.create_nodes, worker_tags, 1, {})
+
+    async def worker_up() -> bool:
+        return bool(await asyncio.to_thread(client.is_vm_power_on, worker))
+
+    await wait_for(worker_up, what=f"{worker} running as Ray's provider sees it")
+    nodes, tags = await asyncio.to_thread(client.list_vms, {})
+    assert set(nodes) == {head, worker}
+    assert tags[worker]["ray-node-status"] == "up-to-date"
+    assert tags[worker]["ray-user-node-type"] == "worker"
+    assert await asyncio.to_thread(client.safe_to_scale)
+
+    await asyncio.to_thread(client.delete_node, worker)
+
+    async def worker_gone() -> bool:
+        current = await get_cluster(kube, namespace, "from-ray") or {}
+        return worker not in current.get("status", {}).get("current_workers", {}) and worker not in await cluster_vms(
+            kube, namespace, "from-ray"
+        )
+
+    await wait_for(worker_gone, what=f"{worker} removed")
+    await delete_cluster(kube, namespace, "from-ray")
