@@ -47,8 +47,14 @@ def build_registry(controller: Controller) -> kopf.OperatorRegistry:
     def secrets(namespace: str | None, labels: kopf.Labels, body: kopf.Body, **_: Any) -> dict[Any, Any]:
         return {(namespace, labels[LABEL_CLUSTER]): dict(body)}
 
+    @kopf.index("", "v1", "configmaps", labels=ours, registry=registry, id="config_maps")
+    def config_maps(namespace: str | None, labels: kopf.Labels, body: kopf.Body, **_: Any) -> dict[Any, Any]:
+        return {(namespace, labels[LABEL_CLUSTER]): dict(body)}
+
     def wake(namespace: str | None, cluster: str, indexes: dict[str, Any]) -> None:
-        controller.stores.bind(indexes["clusters"], indexes["vms"], indexes["services"], indexes["secrets"])
+        controller.stores.bind(
+            indexes["clusters"], indexes["vms"], indexes["services"], indexes["secrets"], indexes["config_maps"]
+        )
         controller.enqueue((namespace or "", cluster))
 
     @kopf.on.event(VMRAY_GROUP, "v1alpha1", "vmrayclusters", registry=registry)
@@ -65,6 +71,10 @@ def build_registry(controller: Controller) -> kopf.OperatorRegistry:
 
     @kopf.on.event("", "v1", "secrets", labels=ours, registry=registry)
     async def secret_event(namespace: str | None, labels: kopf.Labels, **kwargs: Any) -> None:
+        wake(namespace, labels[LABEL_CLUSTER], kwargs)
+
+    @kopf.on.event("", "v1", "configmaps", labels=ours, registry=registry)
+    async def config_map_event(namespace: str | None, labels: kopf.Labels, **kwargs: Any) -> None:
         wake(namespace, labels[LABEL_CLUSTER], kwargs)
 
     return registry

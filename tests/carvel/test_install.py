@@ -151,6 +151,7 @@ ALLOWED = [
     ("create", "serviceaccounts", "--subresource=token"),
     ("create", "rolebindings.rbac.authorization.k8s.io", "--namespace=deploy-ray"),
     ("create", "events", "--namespace=deploy-ray"),
+    ("patch", "configmaps", "--namespace=deploy-ray"),
 ]
 REFUSED = [
     ("delete", "namespaces", ""),

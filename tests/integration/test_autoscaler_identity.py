@@ -3,10 +3,15 @@ goes away with the cluster."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import copy
+import os
+import sys
+from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.support.clusters import delete_cluster, get_cluster, sample, wait_condition
 from tests.support.waiting import wait_for
@@ -14,6 +19,7 @@ from vmray_operator.controller.runtime import Controller
 from vmray_operator.kube import resources as r
 from vmray_operator.kube.client import Forbidden, Kube, Unauthorized
 from vmray_operator.render import identity, names
+from vmray_operator.render.autoscaler import config_map_name
 
 pytestmark = pytest.mark.simulator
 
@@ -96,3 +102,51 @@ async def test_token_dies_with_the_cluster(kube: Kube, namespace: str, operator:
             await autoscaler.get(r.VMRAYCLUSTERS, "brief", namespace)
     finally:
         autoscaler.close()
+
+
+async def test_changed_limits_reach_the_head_without_replacing_it(
+    kube: Kube, namespace: str, operator: Controller, tmp_path: Path
+) -> None:
+    """The head's config sync (run here as the head runs it, with the head's token) follows the
+    autoscaler's ConfigMap, which follows the spec; the head VM stays."""
+    await kube.create(r.VMRAYCLUSTERS, sample(namespace, "limits"), namespace)
+    cluster = await wait_condition(kube, namespace, "limits", "Ready")
+    head = names.head_vm_name("limits", cluster["metadata"]["labels"][names.HEAD_NOUNCE_LABEL])
+    head_uid = (await kube.get(r.VIRTUAL_MACHINES, head, namespace) or {})["metadata"]["uid"]
+    initial, target = tmp_path / "initial.yaml", tmp_path / "live" / "autoscaler.yaml"
+    initial.write_text("max_workers: 0\n")
+    configuration = kube.configuration
+    sync = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "vmray_operator.guest.autoscaler_config_sync",
+        f"--initial={initial}",
+        f"--target={target}",
+        f"--api-server={configuration.host.removeprefix('https://')}",
+        f"--ca-cert={configuration.ssl_ca_cert}",
+        f"--namespace={namespace}",
+        f"--config-map={config_map_name('limits')}",
+        "--interval=0.2",
+        env={"SVC_ACCOUNT_TOKEN": await _token(kube, namespace, "limits"), "PATH": os.environ["PATH"]},
+    )
+    try:
+
+        async def live_config(max_workers: int) -> bool:
+            return (
+                target.exists()
+                and yaml.safe_load(target.read_text())["available_node_types"]["ray.worker.default"]["max_workers"]
+                == max_workers
+            )
+
+        await wait_for(lambda: live_config(5), what="the head's config written from the ConfigMap")
+        await kube.patch(
+            r.VMRAYCLUSTERS,
+            "limits",
+            {"spec": {"common_node_config": {"available_node_types": {"ray.worker.default": {"max_workers": 3}}}}},
+            namespace,
+        )
+        await wait_for(lambda: live_config(3), what="the changed limit on the head")
+    finally:
+        sync.terminate()
+        await sync.wait()
+    assert (await kube.get(r.VIRTUAL_MACHINES, head, namespace) or {})["metadata"]["uid"] == head_uid

@@ -12,12 +12,17 @@ from ray.autoscaler._private.util import prepare_config, validate_config
 
 from tests.support.specs import NAME, NAMESPACE, NOUNCE, TOKEN, context, head_of, sample_spec
 from vmray_operator.reconcile.observed import Observed, issued_token
-from vmray_operator.reconcile.plan import Create, Delete, Drain, Kind, plan
+from vmray_operator.reconcile.plan import Create, Delete, Drain, Kind, Update, plan
 from vmray_operator.render import identity
 from vmray_operator.render.autoscaler import autoscaler_config
 from vmray_operator.render.context import ClusterContext, OperatorDefaults
 from vmray_operator.render.desired import desired_state
-from vmray_operator.render.guest_paths import AUTOSCALER_CONFIG, AUTOSCALER_ENV
+from vmray_operator.render.guest_paths import (
+    AUTOSCALER_CONFIG,
+    AUTOSCALER_CONFIG_SYNC,
+    AUTOSCALER_ENV,
+    LIVE_AUTOSCALER_CONFIG,
+)
 from vmray_operator.render.ray_node import node_runtime
 
 DRAIN = Drain(datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC), 60.0)
@@ -70,7 +75,11 @@ def test_operator_defaults_fill_the_api_server_and_ca() -> None:
 def test_head_starts_the_autoscaler_with_the_token_in_a_private_file() -> None:
     ctx = context()
     runtime = node_runtime(ctx, "head", "ray.head.default")
-    assert f"--autoscaling-config={AUTOSCALER_CONFIG}" in runtime.ray_start
+    assert f"--autoscaling-config={LIVE_AUTOSCALER_CONFIG}" in runtime.ray_start
+    assert runtime.setup_commands[0] == f"mkdir -p /tmp/ray && cp {AUTOSCALER_CONFIG} {LIVE_AUTOSCALER_CONFIG}"
+    (sync,) = runtime.companions
+    assert sync[:2] == ["python3", AUTOSCALER_CONFIG_SYNC]
+    assert "--config-map=test-ray-autoscaler-config" in sync
     assert runtime.env_files == [AUTOSCALER_ENV]
     assert runtime.env["VMSERVICE_CRD_VER"] == ctx.vmop_api_version
     assert TOKEN not in " ".join(runtime.ray_start) + repr(runtime.env)
@@ -130,7 +139,9 @@ def test_role_reaches_only_this_cluster_and_its_head_service() -> None:
     service_rule = rules[(("vmoperator.vmware.com",), ("virtualmachineservices",))]
     assert service_rule["resourceNames"] == [f"{NAME}-h-{NOUNCE}"]
     assert service_rule["verbs"] == ["get"]
-    assert len(role["rules"]) == 2
+    config_rule = rules[(("",), ("configmaps",))]
+    assert (config_rule["resourceNames"], config_rule["verbs"]) == (["test-ray-autoscaler-config"], ["get"])
+    assert len(role["rules"]) == 3
     binding = identity.role_binding(context())
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": f"{NAME}-autoscaler", "namespace": NAMESPACE}]
     for body in (role, binding, identity.service_account(context()), identity.token_secret(context())):
@@ -179,3 +190,24 @@ def test_scaling_limits_do_not_make_the_head_outdated() -> None:
     spec.head_node.setup_commands = ["pip install pandas"]
     changed = desired_state(context(spec))
     assert head_of(changed)["metadata"]["annotations"][key] != head_of(before)["metadata"]["annotations"][key]
+
+
+def test_the_config_map_follows_the_limits_and_goes_with_the_autoscaler() -> None:
+    desired = desired_state(context())
+    config = desired.autoscaler_config
+    assert config is not None
+    assert yaml.safe_load(config["data"]["autoscaler.yaml"]) == autoscaler_config(context())
+    observed = Observed(
+        config_maps={config["metadata"]["name"]: {**config, "metadata": {**config["metadata"], "uid": "c"}}}
+    )
+    assert not [a for a in plan(desired, observed, DRAIN) if a.kind is Kind.CONFIG_MAP]
+
+    spec = sample_spec()
+    spec.common_node_config.available_node_types["ray.worker.default"].max_workers = 4
+    changed = plan(desired_state(context(spec)), observed, DRAIN)
+    (update,) = [a for a in changed if a.kind is Kind.CONFIG_MAP]
+    assert isinstance(update, Update)
+    assert "max_workers: 4" in update.patch["data"]["autoscaler.yaml"]
+
+    off = plan(desired_state(context(sample_spec(autoscaling={"enabled": False}))), observed, DRAIN)
+    assert Delete(Kind.CONFIG_MAP, config["metadata"]["name"], "c", "the head runs no autoscaler") in off

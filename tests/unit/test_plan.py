@@ -34,6 +34,7 @@ def _all_of(desired: DesiredState) -> Observed:
         },
         service=_existing(desired.service),
         secrets={n: _existing(s) for n, s in {**desired.secrets, **_token_secrets(desired)}.items()},
+        config_maps={c["metadata"]["name"]: _existing(c) for c in [desired.autoscaler_config] if c is not None},
     )
 
 
@@ -49,6 +50,7 @@ def test_empty_cluster_creates_secrets_then_service_then_head_then_workers() -> 
         ("Create", Kind.ROLE),
         ("Create", Kind.ROLE_BINDING),
         ("Create", Kind.TOKEN_SECRET),
+        ("Create", Kind.CONFIG_MAP),
         ("Create", Kind.SECRET),
         ("Create", Kind.SECRET),
         ("Create", Kind.SERVICE),

@@ -72,6 +72,7 @@ class Reconciler:
             Kind.VM: r.VIRTUAL_MACHINES.at_version(vmop_version),
             Kind.SERVICE: r.VIRTUAL_MACHINE_SERVICES.at_version(vmop_version),
             Kind.SECRET: r.SECRETS,
+            Kind.CONFIG_MAP: r.CONFIG_MAPS,
             Kind.TOKEN_SECRET: r.SECRETS,
             Kind.SERVICE_ACCOUNT: r.SERVICE_ACCOUNTS,
             Kind.ROLE: r.ROLES,

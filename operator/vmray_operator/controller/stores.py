@@ -29,9 +29,11 @@ class IndexStores:
         self._vms: Mapping[Key, Iterable[Body]] = {}
         self._services: Mapping[Key, Iterable[Body]] = {}
         self._secrets: Mapping[Key, Iterable[Body]] = {}
+        self._config_maps: Mapping[Key, Iterable[Body]] = {}
 
-    def bind(self, clusters: Any, vms: Any, services: Any, secrets: Any) -> None:
-        self._clusters, self._vms, self._services, self._secrets = clusters, vms, services, secrets
+    def bind(self, clusters: Any, vms: Any, services: Any, secrets: Any, config_maps: Any) -> None:
+        self._clusters, self._vms, self._services = clusters, vms, services
+        self._secrets, self._config_maps = secrets, config_maps
 
     def cluster(self, key: Key) -> Body | None:
         if key not in self._clusters:
@@ -47,6 +49,7 @@ class IndexStores:
                 (s for s in services if not s["metadata"].get("deletionTimestamp")), services[0] if services else None
             ),
             secrets=_by_name(self._secrets[key]) if key in self._secrets else {},
+            config_maps=_by_name(self._config_maps[key]) if key in self._config_maps else {},
         )
 
     def cluster_keys(self) -> list[Key]:

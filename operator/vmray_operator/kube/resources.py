@@ -37,6 +37,7 @@ DEFAULT_VMOP_VERSION = "v1alpha2"
 
 VMRAYCLUSTERS = Resource(VMRAY_GROUP, "v1alpha1", "vmrayclusters")
 SECRETS = Resource("", "v1", "secrets")
+CONFIG_MAPS = Resource("", "v1", "configmaps")
 NAMESPACES = Resource("", "v1", "namespaces", namespaced=False)
 SERVICE_ACCOUNTS = Resource("", "v1", "serviceaccounts")
 EVENTS = Resource("", "v1", "events")

@@ -99,6 +99,7 @@ class RayNode:
         self.home = home  # where the simulator keeps the VM's guest log (outside the guest)
         self.tmp = tmp  # the VM's /tmp; short, because Ray puts unix sockets (107 bytes at most) there
         self.process: asyncio.subprocess.Process | None = None
+        self.companions: list[asyncio.subprocess.Process] = []  # started beside Ray, gone with the VM
         self.starts = 0
         self._task: asyncio.Task[None] | None = None
 
@@ -174,6 +175,17 @@ class RayNode:
             while head and not await _tcp_open(head, port):
                 await asyncio.sleep(1)
             await self._run_commands(list(self.runtime.get("setup_commands") or []), "setup")
+            for companion in self.runtime.get("companions") or []:  # in the background, as `( ... & )` does
+                with self._log() as log_file:
+                    process = await asyncio.create_subprocess_exec(
+                        *self._in_guest(*companion),
+                        env=self._env(),
+                        cwd="/",
+                        stdout=log_file,
+                        stderr=asyncio.subprocess.STDOUT,
+                        start_new_session=True,
+                    )
+                self.companions.append(process)
             argv = list(self.runtime["ray_start"])
             if argv and argv[0] == "ray":
                 argv[0] = str(ray_bin_dir() / "ray")
@@ -217,10 +229,11 @@ class RayNode:
         for pid in await pids_in_namespace():
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-        if self.process and self.process.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                self.process.kill()
-            await self.process.wait()
+        for process in [self.process, *self.companions]:
+            if process and process.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    process.kill()
+                await process.wait()
 
     def remove_disk(self) -> None:
         shutil.rmtree(self.home, ignore_errors=True)

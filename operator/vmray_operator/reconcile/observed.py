@@ -17,6 +17,7 @@ class Observed:
     vms: dict[str, Body] = field(default_factory=dict)  # the cluster's VMs by name
     service: Body | None = None  # the head's VirtualMachineService
     secrets: dict[str, Body] = field(default_factory=dict)  # the cluster's bootstrap Secrets by name
+    config_maps: dict[str, Body] = field(default_factory=dict)  # the cluster's ConfigMaps by name
 
     def workers(self) -> dict[str, Body]:
         return {n: vm for n, vm in self.vms.items() if role(vm) == names.ROLE_WORKER}

@@ -19,6 +19,7 @@ class Kind(enum.Enum):
     SERVICE_ACCOUNT = "ServiceAccount"
     ROLE = "Role"
     ROLE_BINDING = "RoleBinding"
+    CONFIG_MAP = "ConfigMap"
     SECRET = "Secret"
     TOKEN_SECRET = "TokenSecret"  # a Secret Kubernetes fills with a ServiceAccount's token
     SERVICE = "VirtualMachineService"
@@ -85,6 +86,24 @@ def _identity_actions(desired: DesiredState, observed: Observed) -> list[Action]
     return [*(Create(kinds[body["kind"]], body) for body in desired.identity), Create(Kind.TOKEN_SECRET, wanted)]
 
 
+def _config_map_actions(desired: DesiredState, observed: Observed) -> list[Action]:
+    wanted = desired.autoscaler_config
+    wanted_names = {wanted["metadata"]["name"]} if wanted else set()
+    actions: list[Action] = [
+        Delete(Kind.CONFIG_MAP, name, _uid(body), "the head runs no autoscaler")
+        for name, body in sorted(observed.config_maps.items())
+        if name not in wanted_names and not is_deleting(body)
+    ]
+    if wanted is None:
+        return actions
+    current = observed.config_maps.get(wanted["metadata"]["name"])
+    if current is None:
+        actions.append(Create(Kind.CONFIG_MAP, wanted))
+    elif current.get("data") != wanted["data"]:
+        actions.append(Update(Kind.CONFIG_MAP, wanted["metadata"]["name"], {"data": wanted["data"]}))
+    return actions
+
+
 def _service_actions(desired: DesiredState, observed: Observed) -> list[Action]:
     current = observed.service
     if current is None:
@@ -140,7 +159,8 @@ def draining(observed: Observed) -> bool:
 def plan(desired: DesiredState, observed: Observed, drain: Drain) -> list[Action]:
     """Secrets first (VMs boot from them), then the service, the head, the workers; removals and
     replacements of outdated VMs last."""
-    actions = _identity_actions(desired, observed) + _secret_actions(desired, observed)
+    actions = _identity_actions(desired, observed) + _config_map_actions(desired, observed)
+    actions += _secret_actions(desired, observed)
     actions += _service_actions(desired, observed)
     head_name = desired.service["metadata"]["name"]  # the service is named like the head VM
     if desired.head_vm is not None and head_name not in observed.vms:

@@ -7,11 +7,23 @@ VMs whose configuration changed (disable_launch_config_check)."""
 
 from __future__ import annotations
 
+from importlib import resources
 from typing import Any
 
+import yaml
+
+from vmray_operator.render import names
 from vmray_operator.render.context import ClusterContext
-from vmray_operator.render.guest_paths import API_SERVER_CA
-from vmray_operator.render.ray_node import ray_resources
+from vmray_operator.render.guest_paths import (
+    API_SERVER_CA,
+    AUTOSCALER_CONFIG,
+    AUTOSCALER_CONFIG_SYNC,
+    LIVE_AUTOSCALER_CONFIG,
+)
+from vmray_operator.render.objects import Body, metadata
+from vmray_operator.render.resources import ray_resources
+
+CONFIG_KEY = "autoscaler.yaml"  # the key the head's config sync reads (guest/autoscaler_config_sync.py)
 
 
 def autoscaler_config(ctx: ClusterContext) -> dict[str, Any]:
@@ -60,3 +72,42 @@ def autoscaler_env(ctx: ClusterContext) -> str:
     if ctx.autoscaler_token is None:
         raise ValueError("the autoscaler's token is not issued yet")
     return f"SVC_ACCOUNT_TOKEN={ctx.autoscaler_token}\n"
+
+
+def config_map_name(cluster: str) -> str:
+    return f"{cluster}-autoscaler-config"
+
+
+def config_text(ctx: ClusterContext) -> str:
+    return yaml.dump(autoscaler_config(ctx), Dumper=yaml.CSafeDumper, sort_keys=True)
+
+
+def config_map(ctx: ClusterContext) -> Body:
+    """The autoscaler's config as the head keeps reading it: changed limits reach Ray's autoscaler without
+    replacing the head."""
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": metadata(ctx, config_map_name(ctx.name), names.labels(ctx.name, names.ROLE_AUTOSCALER)),
+        "data": {CONFIG_KEY: config_text(ctx)},
+    }
+
+
+def config_sync_program() -> str:
+    """The program that keeps the head's config equal to the ConfigMap (it runs on the head VM)."""
+    return resources.files("vmray_operator.guest").joinpath("autoscaler_config_sync.py").read_text()
+
+
+def config_sync_command(ctx: ClusterContext) -> list[str]:
+    command = [
+        "python3",
+        AUTOSCALER_CONFIG_SYNC,
+        f"--initial={AUTOSCALER_CONFIG}",
+        f"--target={LIVE_AUTOSCALER_CONFIG}",
+        f"--api-server={ctx.api_server_location}",
+        f"--namespace={ctx.namespace}",
+        f"--config-map={config_map_name(ctx.name)}",
+    ]
+    if ctx.api_server_ca_cert:
+        command.append(f"--ca-cert={API_SERVER_CA}")
+    return command

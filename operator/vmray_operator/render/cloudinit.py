@@ -10,9 +10,16 @@ from typing import Any
 import jinja2
 import yaml
 
-from vmray_operator.render.autoscaler import autoscaler_config, autoscaler_env
+from vmray_operator.render.autoscaler import autoscaler_env, config_sync_program, config_text
 from vmray_operator.render.context import ClusterContext
-from vmray_operator.render.guest_paths import API_SERVER_CA, AUTOSCALER_CONFIG, AUTOSCALER_ENV, GUEST_DIR, NODE_FILE
+from vmray_operator.render.guest_paths import (
+    API_SERVER_CA,
+    AUTOSCALER_CONFIG,
+    AUTOSCALER_CONFIG_SYNC,
+    AUTOSCALER_ENV,
+    GUEST_DIR,
+    NODE_FILE,
+)
 from vmray_operator.render.names import ROLE_HEAD
 from vmray_operator.render.ray_node import CONTAINER_NAME, NodeRuntime
 from vmray_operator.render.registry import DOCKER_CONFIG_PATH, docker_config
@@ -50,8 +57,10 @@ def _script(lines: list[str], header: str) -> str:
 
 
 def _container_command(runtime: NodeRuntime) -> str:
-    commands = [*runtime.setup_commands, "exec " + shlex.join(runtime.ray_start)]
-    return " && ".join(f"( {c} )" if i < len(commands) - 1 else c for i, c in enumerate(commands))
+    """The setup commands in order, each in a subshell; the companions in the background; then Ray."""
+    steps = [f"( {c} )" for c in runtime.setup_commands]
+    steps += [f"( {shlex.join(c)} & )" for c in runtime.companions]
+    return " && ".join([*steps, "exec " + shlex.join(runtime.ray_start)])
 
 
 def _autoscaler_files(ctx: ClusterContext) -> list[dict[str, str]]:
@@ -59,9 +68,10 @@ def _autoscaler_files(ctx: ClusterContext) -> list[dict[str, str]]:
         {
             "path": AUTOSCALER_CONFIG,
             "permissions": "0644",
-            "content": yaml.dump(autoscaler_config(ctx), Dumper=yaml.CSafeDumper, sort_keys=True),
+            "content": config_text(ctx),
         },
         {"path": AUTOSCALER_ENV, "permissions": "0600", "content": autoscaler_env(ctx)},
+        {"path": AUTOSCALER_CONFIG_SYNC, "permissions": "0644", "content": config_sync_program()},
     ]
     if ctx.api_server_ca_cert:
         files.append({"path": API_SERVER_CA, "permissions": "0644", "content": ctx.api_server_ca_cert})

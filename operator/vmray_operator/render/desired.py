@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from vmray_operator.render import identity, names
+from vmray_operator.render.autoscaler import config_map
 from vmray_operator.render.cloudinit import rollout_basis, user_data
 from vmray_operator.render.context import ClusterContext
 from vmray_operator.render.objects import Body, bootstrap_secret, head_service, virtual_machine
@@ -20,6 +21,7 @@ class DesiredState:
     workers: dict[str, Body] = field(default_factory=dict)  # rendered VMs; empty until the head has an address
     identity: list[Body] = field(default_factory=list)  # the autoscaler's ServiceAccount, Role and RoleBinding
     token_secret: Body | None = None  # the autoscaler's token Secret, when the head runs the autoscaler
+    autoscaler_config: Body | None = None  # the ConfigMap the head's autoscaler keeps reading
 
 
 def desired_state(ctx: ClusterContext) -> DesiredState:
@@ -63,4 +65,5 @@ def desired_state(ctx: ClusterContext) -> DesiredState:
         if runs_autoscaler
         else [],
         token_secret=identity.token_secret(ctx) if runs_autoscaler else None,
+        autoscaler_config=config_map(ctx) if runs_autoscaler else None,
     )

@@ -8,6 +8,7 @@ long as the ServiceAccount, which the cluster owns: it dies with the cluster."""
 from __future__ import annotations
 
 from vmray_operator.render import names
+from vmray_operator.render.autoscaler import config_map_name
 from vmray_operator.render.context import ClusterContext
 from vmray_operator.render.objects import Body, metadata
 
@@ -38,7 +39,8 @@ def service_account(ctx: ClusterContext) -> Body:
 
 def role(ctx: ClusterContext) -> Body:
     """What Ray's vSphere provider does with the API: read and patch its own VMRayCluster, read the head's
-    VirtualMachineService. Nothing else, and nothing of any other cluster."""
+    VirtualMachineService; and the head's config sync reads the autoscaler's ConfigMap. Nothing else, and
+    nothing of any other cluster."""
     return {
         "apiVersion": "rbac.authorization.k8s.io/v1",
         "kind": "Role",
@@ -54,6 +56,12 @@ def role(ctx: ClusterContext) -> Body:
                 "apiGroups": ["vmoperator.vmware.com"],
                 "resources": ["virtualmachineservices"],
                 "resourceNames": [names.head_vm_name(ctx.name, ctx.nounce)],
+                "verbs": ["get"],
+            },
+            {
+                "apiGroups": [""],
+                "resources": ["configmaps"],
+                "resourceNames": [config_map_name(ctx.name)],
                 "verbs": ["get"],
             },
         ],

@@ -9,14 +9,13 @@ import json
 from dataclasses import asdict, dataclass
 
 from vmray_operator.api.models import NodeType
+from vmray_operator.render.autoscaler import config_sync_command
 from vmray_operator.render.context import RAY_CLIENT_PORT, RAY_DASHBOARD_PORT, ClusterContext
-from vmray_operator.render.guest_paths import AUTOSCALER_CONFIG, AUTOSCALER_ENV
+from vmray_operator.render.guest_paths import AUTOSCALER_CONFIG, AUTOSCALER_ENV, LIVE_AUTOSCALER_CONFIG
 from vmray_operator.render.names import ROLE_HEAD
+from vmray_operator.render.resources import gpus, ray_resources
 
 CONTAINER_NAME = "vmray-ray"
-_CPU_KEYS = ("cpu", "CPU")
-_GPU_KEYS = ("gpu", "GPU")
-_MEMORY_KEYS = ("memory",)
 
 
 @dataclass(frozen=True)
@@ -34,6 +33,7 @@ class NodeRuntime:
     num_gpus: int
     env_files: list[str]  # files of KEY=value lines (secrets) the container's environment is read from
     volumes: list[str]  # host paths the container sees at the same path (the shared storage)
+    companions: list[list[str]]  # programs started in the background beside Ray, after the setup commands
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True)
@@ -41,21 +41,6 @@ class NodeRuntime:
 
 def _number(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else str(value)
-
-
-def ray_resources(node_type: NodeType) -> dict[str, float]:
-    """A node type's resources under Ray's own names (CPU, GPU, memory, custom names as written)."""
-    result: dict[str, float] = {}
-    for key, value in sorted(node_type.resources.items()):
-        if key in _CPU_KEYS:
-            result["CPU"] = value
-        elif key in _GPU_KEYS:
-            result["GPU"] = value
-        elif key in _MEMORY_KEYS:
-            result["memory"] = float(int(value))
-        else:
-            result[key] = value
-    return result
 
 
 def resource_arguments(node_type: NodeType) -> list[str]:
@@ -78,10 +63,6 @@ def resource_arguments(node_type: NodeType) -> list[str]:
     return args
 
 
-def _gpus(node_type: NodeType) -> int:
-    return int(next((node_type.resources[k] for k in _GPU_KEYS if k in node_type.resources), 0))
-
-
 def node_runtime(ctx: ClusterContext, role: str, node_type_name: str) -> NodeRuntime:
     spec = ctx.spec
     node_type = spec.common_node_config.available_node_types[node_type_name]
@@ -102,12 +83,17 @@ def node_runtime(ctx: ClusterContext, role: str, node_type_name: str) -> NodeRun
             *spec.head_node.head_setup_commands,
         ]
         head_host = None
+        companions: list[list[str]] = []
         if ctx.runs_autoscaler:
-            start.append(f"--autoscaling-config={AUTOSCALER_CONFIG}")
+            # Ray's autoscaler reads a copy that the config sync keeps equal to the cluster's ConfigMap.
+            setup.insert(0, f"mkdir -p /tmp/ray && cp {AUTOSCALER_CONFIG} {LIVE_AUTOSCALER_CONFIG}")
+            companions.append(config_sync_command(ctx))
+            start.append(f"--autoscaling-config={LIVE_AUTOSCALER_CONFIG}")
     else:
         start = ["ray", "start", f"--address={ctx.head_address}:{port}"]
         setup = [*spec.common_node_config.setup_commands, *spec.worker_node.setup_commands]
         head_host = ctx.head_address
+        companions = []
     start += [*resource_arguments(node_type), "--block"]
     # No usage reports: Supervisor networks are often closed, and a cluster should not phone home.
     env = {"RAY_NODE_TYPE_NAME": node_type_name, "RAY_USAGE_STATS_ENABLED": "0"}
@@ -126,7 +112,8 @@ def node_runtime(ctx: ClusterContext, role: str, node_type_name: str) -> NodeRun
         gcs_port=port,
         setup_commands=setup,
         initialization_commands=list(spec.common_node_config.initialization_commands),
-        num_gpus=_gpus(node_type),
+        num_gpus=gpus(node_type),
         env_files=env_files,
         volumes=[spec.common_node_config.shared_storage.mount_path] if spec.common_node_config.shared_storage else [],
+        companions=companions,
     )
