@@ -79,7 +79,8 @@ grep -q '@sha256:' "$bundle/.imgpkg/images.yml" || die "images.yml holds no dige
 chmod 0644 "$bundle/.imgpkg/images.yml"
 
 # 3. The bundle's digest, from a registry on loopback.
-"$bin/crane" registry serve --address 127.0.0.1:0 >"$work/registry.log" 2>&1 &
+: >"$work/registry.log"  # there before the background job opens it: the loop below reads it at once
+"$bin/crane" registry serve --address 127.0.0.1:0 >>"$work/registry.log" 2>&1 &
 registry_pid=$!
 port=""
 for _ in $(seq 600); do  # up to 30 s on a busy machine

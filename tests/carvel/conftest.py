@@ -85,7 +85,7 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
     state_dir = tmp_path_factory.mktemp("registry")
     processes.start(state_dir, "registry", [tool("crane"), "registry", "serve", "--address", "127.0.0.1:0"])
     log = state_dir / "logs" / "registry.log"
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 30  # a busy 2-core machine
     port = ""
     while not port and time.monotonic() < deadline:
         text = log.read_text()
