@@ -7,13 +7,14 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 .PHONY: help venv tools lint test test-unit test-integration test-e2e test-carvel bench generate demo demo-down
-.PHONY: local-up local-down clean carvel carvel-push
+.PHONY: local-up local-down clean carvel carvel-push test-reliability test-reliability-long
 
 help:
 	@echo "make demo       local cloud + operator + the sample Ray cluster (make demo-down stops it)"
 	@echo "make test       lint, unit and integration tests (builds the pinned tools on first use)"
 	@echo "make lint       ruff and mypy --strict"
 	@echo "make test-e2e   only the end-to-end tests (real Ray in every simulated VM)"
+	@echo "make test-reliability-long  crash, fault and bad-input tests at full size (prints figures)"
 	@echo "make bench      benchmarks: 100 clusters, operator overhead, Ray floor (prints figures)"
 	@echo "make carvel     the Supervisor Service package (build/carvel/); make carvel-push REGISTRY=... pushes it"
 	@echo "make generate   regenerate crds/ from the API models"
@@ -47,12 +48,21 @@ test-e2e: venv tools
 test-carvel: venv tools
 	$(BIN)/pytest -q tests/carvel
 
+test-reliability: venv tools
+	$(BIN)/pytest -q tests/reliability
+
+# Long variants: 200 SIGKILLs, 300 create/delete cycles, 10,000 generated specs; figures at the end.
+test-reliability-long: venv tools
+	VMRAY_RELIABILITY_LONG=1 $(BIN)/pytest -q tests/reliability
+
 # e2e runs in its own pytest session: its simulator runs real Ray, the integration suite's does not.
-# carvel too: its operators run as the packaged ServiceAccount, never beside the integration suite's.
+# carvel and reliability too: their operators (the packaged ServiceAccount's; a process killed and
+# restarted) never run beside the integration suite's.
 test: venv tools lint
 	$(BIN)/pytest -q tests/unit tests/integration
 	VMRAY_TEST_VMOP_VERSION=v1alpha2 $(BIN)/pytest -q tests/integration/test_cluster_lifecycle.py
 	$(BIN)/pytest -q tests/carvel
+	$(BIN)/pytest -q tests/reliability
 	$(BIN)/pytest -q tests/e2e
 
 bench: venv tools

@@ -162,3 +162,15 @@ def test_cluster_deletion_drains_running_vms() -> None:
     actions = deletion_plan(observed, DRAIN)
     assert {type(a) for a in actions} == {Update}
     assert len(actions) == 2
+
+
+def test_only_what_the_cluster_controls_is_its_own() -> None:
+    from vmray_operator.reconcile.observed import controlled_by
+
+    body = {
+        "metadata": {"ownerReferences": [{"uid": "other", "controller": False}, {"uid": "mine", "controller": True}]}
+    }
+    assert controlled_by(body, "mine")
+    assert not controlled_by(body, "other")
+    assert not controlled_by({"metadata": {}}, "mine")
+    assert not controlled_by({"metadata": {"ownerReferences": [{"uid": "mine"}]}}, "mine")

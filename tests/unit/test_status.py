@@ -233,3 +233,19 @@ def test_tls_condition_says_that_tls_is_not_applied_and_does_not_block_ready() -
 
 def _input(observed: Observed, spec: Any) -> StatusInput:
     return StatusInput(spec=spec, generation=3, head_name=HEAD, observed=observed, previous={}, now=T0)
+
+
+def test_values_of_the_wrong_type_in_a_vm_status_are_read_as_absent() -> None:
+    garbage = vm(HEAD, "head", ip="10.211.0.1")
+    garbage["status"]["network"] = {"primaryIP4": 167968001}
+    garbage["status"]["conditions"] = [
+        "not a condition",
+        {"type": "VirtualMachineClassReady", "status": "False", "reason": 7, "message": ["x"]},
+    ]
+    view = node_view(garbage)
+    assert view.vm_status == "failure"
+    assert (view.reason, view.message) == ("VirtualMachineClassReady", "VirtualMachineClassReady")
+    garbage["status"]["conditions"] = []
+    view = node_view(garbage)
+    assert view.ip is None
+    assert view.reason == "WaitingForNetworkAddress"

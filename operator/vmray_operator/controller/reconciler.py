@@ -22,7 +22,7 @@ from vmray_operator.kube.prerequisites import PrerequisiteChecker
 from vmray_operator.reconcile.adoption import adoption_patch
 from vmray_operator.reconcile.conditions import find
 from vmray_operator.reconcile.diff import merge_patch
-from vmray_operator.reconcile.observed import issued_token, load_balancer_ip
+from vmray_operator.reconcile.observed import controlled_by, issued_token, load_balancer_ip
 from vmray_operator.reconcile.plan import Action, Create, Drain, Kind, Update, deletion_plan, draining, plan
 from vmray_operator.reconcile.rollout import rollout
 from vmray_operator.reconcile.status import PROGRESS_REASONS, StatusInput, compute_status
@@ -33,6 +33,11 @@ from vmray_operator.render.desired import desired_state
 log = logging.getLogger("vmray.reconcile")
 DELETION_POLL = 2.0
 DRAIN_POLL = 5.0  # a draining VM is looked at again after this many seconds (its events come too)
+NAME_TAKEN_RECHECK = 2.0  # seconds between looks at an object name another owner still holds
+
+
+class NameTaken(Exception):
+    """An object the cluster needs exists under another owner (ownerReferences)."""
 
 
 def random_suffix() -> str:
@@ -100,7 +105,12 @@ class Reconciler:
             except (Conflict, NotFound):
                 return 0.5  # changed or gone meanwhile: the watch brings the new version
             return None  # the update event brings the adopted object back here
-        return await self._converge(key, body, spec)
+        try:
+            return await self._converge(key, body, spec)
+        except NameTaken as taken:
+            # An earlier cluster of this name, deleted, whose objects Kubernetes has not collected yet.
+            log.info("cluster %s/%s waits: %s", key[0], key[1], taken)
+            return NAME_TAKEN_RECHECK
 
     async def _converge(self, key: Key, body: Body, spec: VMRayClusterSpec) -> float | None:
         namespace, name = key
@@ -221,6 +231,9 @@ class Reconciler:
             except Conflict as error:
                 if not error.already_exists:
                     raise
+                existing = await self.kube.get(resource, action.name, namespace)
+                if existing is not None and not controlled_by(existing, cluster["metadata"]["uid"]):
+                    raise NameTaken(f"{action.kind.value} {namespace}/{action.name} belongs to another owner") from None
                 return  # made by an earlier run whose event has not arrived yet: nothing to do
             log.info("created %s %s/%s", action.kind.value, namespace, action.name)
             if action.kind in (Kind.VM, Kind.SERVICE):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any, Protocol
 
-from vmray_operator.reconcile.observed import Body, Observed
+from vmray_operator.reconcile.observed import Body, Observed, controlled_by
 
 Key = tuple[str, str]
 
@@ -18,6 +18,10 @@ class Stores(Protocol):
 
 def _by_name(items: Iterable[Body]) -> dict[str, Body]:
     return {item["metadata"]["name"]: item for item in items}
+
+
+def _owned(items: Iterable[Body], uid: str | None) -> list[Body]:
+    return [item for item in items if uid is not None and controlled_by(item, uid)]
 
 
 class IndexStores:
@@ -41,15 +45,17 @@ class IndexStores:
         return next(iter(self._clusters[key]), None)
 
     def observed(self, key: Key) -> Observed:
-        services = list(self._services[key]) if key in self._services else []
+        """The objects labelled for the cluster that the cluster controls (by ownerReferences)."""
+        uid = (self.cluster(key) or {}).get("metadata", {}).get("uid")
+        services = _owned(self._services[key], uid) if key in self._services else []
         return Observed(
-            vms=_by_name(self._vms[key]) if key in self._vms else {},
+            vms=_by_name(_owned(self._vms[key], uid)) if key in self._vms else {},
             # The head's service is the one without a deletion mark, if there are several.
             service=next(
                 (s for s in services if not s["metadata"].get("deletionTimestamp")), services[0] if services else None
             ),
-            secrets=_by_name(self._secrets[key]) if key in self._secrets else {},
-            config_maps=_by_name(self._config_maps[key]) if key in self._config_maps else {},
+            secrets=_by_name(_owned(self._secrets[key], uid)) if key in self._secrets else {},
+            config_maps=_by_name(_owned(self._config_maps[key], uid)) if key in self._config_maps else {},
         )
 
     def cluster_keys(self) -> list[Key]:

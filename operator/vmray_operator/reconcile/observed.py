@@ -36,10 +36,23 @@ def is_deleting(body: Body) -> bool:
 
 
 def load_balancer_ip(service: Body | None) -> str | None:
-    for ingress in (service or {}).get("status", {}).get("loadBalancer", {}).get("ingress") or []:
-        if ingress.get("ip"):
-            return str(ingress["ip"])
+    status = (service or {}).get("status")
+    balancer = status.get("loadBalancer") if isinstance(status, dict) else None
+    ingress = balancer.get("ingress") if isinstance(balancer, dict) else None
+    for entry in ingress if isinstance(ingress, list) else []:
+        if isinstance(entry, dict) and isinstance(entry.get("ip"), str) and entry["ip"]:
+            return str(entry["ip"])
     return None
+
+
+def controlled_by(body: Body, uid: str) -> bool:
+    """Whether the object's controller (ownerReferences, controller: true) is the object with this uid.
+    A cluster's objects are told apart by it from another controller's, or from those of an earlier
+    cluster of the same name that Kubernetes has not collected yet."""
+    for owner in body.get("metadata", {}).get("ownerReferences") or []:
+        if isinstance(owner, dict) and owner.get("controller"):
+            return owner.get("uid") == uid
+    return False
 
 
 def secret_value(secret: Body | None, key: str) -> str | None:

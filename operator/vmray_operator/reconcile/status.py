@@ -61,6 +61,14 @@ class NodeView:
         return result
 
 
+def _mapping(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
 def node_view(vm: Body | None, ray: RayView | None = None, probe_ray: bool = False) -> NodeView:
     """The readiness ladder of one VM: Provisioning -> PoweringOn -> WaitingForNetworkAddress -> WaitingForRay
     -> Running. With probe_ray, a VM is running only once Ray reports its node alive."""
@@ -70,14 +78,17 @@ def node_view(vm: Body | None, ray: RayView | None = None, probe_ray: bool = Fal
         return NodeView("initialized", "Deleting", "the VirtualMachine is being deleted")
     if (vm.get("spec") or {}).get("powerState") == "PoweredOff":
         return NodeView("initialized", "Draining", "powering off softly: Ray drains the node first")
-    status = vm.get("status") or {}
-    conditions = status.get("conditions") or []
+    # VM Operator writes these; anything else there (a number, a list) is read as absent, never copied
+    status = _mapping(vm.get("status"))
+    conditions = [c for c in status.get("conditions") or [] if isinstance(c, dict)]
     for type_ in PREREQUISITE_CONDITIONS:
         condition = find(conditions, type_)
         if condition is not None and condition.get("status") == "False":
-            return NodeView("failure", condition.get("reason") or type_, condition.get("message") or type_)
-    power = status.get("powerState")
-    ip = (status.get("network") or {}).get("primaryIP4")
+            return NodeView(
+                "failure", _text(condition.get("reason")) or type_, _text(condition.get("message")) or type_
+            )
+    power = _text(status.get("powerState"))
+    ip = _text(_mapping(status.get("network")).get("primaryIP4"))
     if not power or (power != "PoweredOn" and not _created(conditions)):
         return NodeView("initialized", "Provisioning", "vSphere is creating the VM", power_state=power)
     if power != "PoweredOn":
