@@ -31,6 +31,8 @@ EXTERNAL_KUBECONFIG = os.environ.get("VMRAY_TEST_KUBECONFIG")
 
 
 FIGURES: list[str] = []  # measured along the way, printed in the summary
+# vSphere's steps, shortened: every simulator a test session starts uses these
+SHORT_VM_DELAYS = ("--create-delay", "0.05", "--power-delay", "0.05", "--ip-delay", "0.1")
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
@@ -102,12 +104,7 @@ def simulator(kubeconfig: Path, tmp_path_factory: pytest.TempPathFactory) -> Ite
     cloud.start_simulator_process(
         state_dir,
         kubeconfig,
-        "--create-delay",
-        "0.05",
-        "--power-delay",
-        "0.05",
-        "--ip-delay",
-        "0.1",
+        *SHORT_VM_DELAYS,
         "--delete-delay",
         "0.05",
         "--lb-delay",

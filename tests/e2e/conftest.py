@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import FIGURES, control_plane, running_operator
+from tests.conftest import FIGURES, SHORT_VM_DELAYS, control_plane, running_operator
 from tests.support.memory import PeakMemory
 from vmray_operator.config import Settings
 from vmray_operator.controller.runtime import Controller
@@ -55,12 +55,7 @@ def simulator(kubeconfig: Path, tmp_path_factory: pytest.TempPathFactory) -> Ite
         VM_NETWORK,
         "--lb-network",
         LB_NETWORK,
-        "--create-delay",
-        "0.05",
-        "--power-delay",
-        "0.05",
-        "--ip-delay",
-        "0.1",
+        *SHORT_VM_DELAYS,
         "--drain-timeout",
         "30",
         "--api-server",

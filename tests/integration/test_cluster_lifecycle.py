@@ -131,28 +131,9 @@ async def test_missing_image_and_class_give_a_condition_and_recover(
     assert cluster["status"]["cluster_state"] == "pending"
     assert await cluster_vms(kube, namespace, "early") == {}
 
-    classes = r.VIRTUAL_MACHINE_CLASSES
-    await kube.create(
-        classes,
-        {
-            "apiVersion": classes.api_version,
-            "kind": "VirtualMachineClass",
-            "metadata": {"name": "later-class"},
-            "spec": {"hardware": {"cpus": 2}},
-        },
-        namespace,
-    )
-    images = r.VIRTUAL_MACHINE_IMAGES
-    await kube.create(
-        images,
-        {
-            "apiVersion": images.api_version,
-            "kind": "VirtualMachineImage",
-            "metadata": {"name": "vmi-not-yet"},
-            "spec": {},
-        },
-        namespace,
-    )
+    classes, images = r.VIRTUAL_MACHINE_CLASSES, r.VIRTUAL_MACHINE_IMAGES
+    await kube.create(classes, samples.vm_class("later-class", 2, classes.api_version), namespace)
+    await kube.create(images, samples.vm_image("vmi-not-yet", images.api_version, namespace), namespace)
     await wait_condition(kube, namespace, "early", "Ready")
 
 

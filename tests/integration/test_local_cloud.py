@@ -111,16 +111,7 @@ async def test_missing_prerequisites_are_conditions_and_recover(kube: Kube, name
     assert vm["status"].get("powerState") is None
 
     classes = r.VIRTUAL_MACHINE_CLASSES
-    await kube.create(
-        classes,
-        {
-            "apiVersion": classes.api_version,
-            "kind": "VirtualMachineClass",
-            "metadata": {"name": "gpu-large"},
-            "spec": {"hardware": {"cpus": 8}},
-        },
-        namespace,
-    )
+    await kube.create(classes, samples.vm_class("gpu-large", 8, classes.api_version), namespace)
     await kube.patch(r.VIRTUAL_MACHINES, "needs-class", {"spec": {"imageName": samples.VM_IMAGE}}, namespace)
 
     async def recovered() -> bool:

@@ -17,6 +17,7 @@ from tests.support.waiting import wait_for
 from vmray_operator.controller.runtime import Controller
 from vmray_operator.kube import resources as r
 from vmray_operator.kube.client import Kube
+from vmray_operator.local import samples
 from vmray_operator.reconcile.conditions import find, is_true
 from vmray_operator.render import names
 from vmray_operator.render.objects import USER_DATA_KEY, content_hash
@@ -246,16 +247,7 @@ async def test_no_vm_is_taken_away_for_a_class_that_does_not_exist_yet(
         assert not any(_away(vm) for vm in current.values())
 
         classes = r.VIRTUAL_MACHINE_CLASSES.at_version(operator.vmop_version)
-        await kube.create(
-            classes,
-            {
-                "apiVersion": classes.api_version,
-                "kind": "VirtualMachineClass",
-                "metadata": {"name": "best-effort-medium"},
-                "spec": {"hardware": {"cpus": 2}},
-            },
-            namespace,
-        )
+        await kube.create(classes, samples.vm_class("best-effort-medium", 2, classes.api_version), namespace)
     assert seen.touched[: len(workers)] == sorted(workers)
     assert seen.most_away == 1
     after = await cluster_vms(kube, namespace, "classy")

@@ -42,10 +42,10 @@ LABELLED: tuple[tuple[str, r.Resource], ...] = (
 DELETED_BY_THE_OPERATOR = LABELLED[:3]
 
 
-def sized(ci: int, long: int) -> int:
-    """A figure of the CI-sized run, or of the long run (VMRAY_RELIABILITY_LONG=1, make test-reliability-long).
-    VMRAY_RELIABILITY_<NAME> environment variables are read by the tests themselves where they allow more."""
-    return long if LONG else ci
+def sized(name: str, ci: int, long: int) -> int:
+    """A figure of the CI-sized run, or of the long run (VMRAY_RELIABILITY_LONG=1, make test-reliability-long);
+    VMRAY_RELIABILITY_<NAME> sets it outright."""
+    return int(os.environ.get(f"VMRAY_RELIABILITY_{name}") or (long if LONG else ci))
 
 
 def seeded_random(what: str) -> random.Random:

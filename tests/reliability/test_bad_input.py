@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import copy
-import os
 import re
 import time
 from collections.abc import Coroutine
@@ -37,7 +36,7 @@ from vmray_operator.reconcile.conditions import find
 
 pytestmark = pytest.mark.simulator
 
-EXAMPLES = int(os.environ.get("VMRAY_RELIABILITY_EXAMPLES") or sized(2000, 10000))
+EXAMPLES = sized("EXAMPLES", 2000, 10000)
 T = TypeVar("T")
 Path = tuple[str, ...]
 WORKER_TYPE = ("spec", "common_node_config", "available_node_types", "ray.worker.default")

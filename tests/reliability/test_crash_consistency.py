@@ -8,7 +8,6 @@ VMRAY_RELIABILITY_SEED repeats a run's random choices (its seed is printed)."""
 from __future__ import annotations
 
 import asyncio
-import os
 import random
 import string
 import time
@@ -34,7 +33,7 @@ from vmray_operator.render import names
 
 pytestmark = pytest.mark.simulator
 
-KILLS = int(os.environ.get("VMRAY_RELIABILITY_KILLS") or sized(30, 200))
+KILLS = sized("KILLS", 30, 200)
 MAX_WORKERS = 4
 LIVE_CLUSTERS = 3  # the driver keeps at most this many clusters at once
 

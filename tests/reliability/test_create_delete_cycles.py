@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import os
 import time
 
 import pytest
@@ -35,7 +34,7 @@ from vmray_operator.render.identity import service_account_name, token_secret_na
 pytestmark = pytest.mark.simulator
 
 IDENTITY = LABELLED[3:]  # ServiceAccount, Role, RoleBinding, ConfigMap: they go with the garbage collector
-CYCLES = int(os.environ.get("VMRAY_RELIABILITY_CYCLES") or sized(50, 300))
+CYCLES = sized("CYCLES", 50, 300)
 NAME = "cycle"
 
 

@@ -29,8 +29,8 @@ DRAIN = Drain(datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC), 60.0)
 
 
 def _files(ctx: ClusterContext) -> dict[str, dict[str, Any]]:
-    head = head_of(desired_state(ctx))
-    secret = desired_state(ctx).secrets[head["spec"]["bootstrap"]["cloudInit"]["rawCloudConfig"]["name"]]
+    desired = desired_state(ctx)
+    secret = desired.secrets[head_of(desired)["spec"]["bootstrap"]["cloudInit"]["rawCloudConfig"]["name"]]
     document = yaml.safe_load(base64.b64decode(secret["data"]["user-data"]))
     return {entry["path"]: entry for entry in document["write_files"]}
 

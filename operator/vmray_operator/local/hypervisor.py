@@ -14,7 +14,7 @@ from typing import Protocol
 from vmray_operator.local.cloudinit_schema import validate_user_data
 from vmray_operator.local.lbproxy import LoadBalancer, Target
 from vmray_operator.local.network import GUEST_API_PORT, VmNetwork
-from vmray_operator.local.raynode import RayNode, guest_files, node_runtime_from_user_data
+from vmray_operator.local.raynode import RayNode, guest_files, node_runtime
 
 log = logging.getLogger("vmray.hypervisor")
 
@@ -112,13 +112,14 @@ class RayHypervisor:
 
     async def power_on(self, key: str, vm_name: str, address: str, user_data: str | None) -> None:
         netns = await self.network.attach(key, address)
-        runtime = node_runtime_from_user_data(user_data) if user_data else None
+        files = guest_files(user_data) if user_data else {}
+        runtime = node_runtime(files)
         if runtime is None:
             self._nodes[key] = None
             return
         home = self.state_dir / "vms" / key.replace("/", "_")
         tmp = self._guest_tmp_root() / netns.rsplit("-", 1)[-1]
-        node = RayNode(vm_name, netns, address, runtime, home, tmp, guest_files(user_data or ""))
+        node = RayNode(vm_name, netns, address, runtime, home, tmp, files)
         self._nodes[key] = node
         node.start()
 

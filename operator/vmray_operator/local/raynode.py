@@ -25,19 +25,6 @@ from vmray_operator.render.guest_paths import GUEST_DIR, NODE_FILE
 log = logging.getLogger("vmray.raynode")
 
 
-def node_runtime_from_user_data(user_data: str) -> dict[str, Any] | None:
-    """The node.json a VM's cloud-init writes, or None when it writes none."""
-    document = yaml.safe_load(user_data)
-    for entry in (document or {}).get("write_files") or []:
-        if entry.get("path") == NODE_FILE:
-            content = entry.get("content", "")
-            if entry.get("encoding") in ("b64", "base64"):
-                content = base64.b64decode(content).decode()
-            runtime: dict[str, Any] = json.loads(content)
-            return runtime
-    return None
-
-
 def guest_files(user_data: str) -> dict[str, tuple[str, int]]:
     """The files cloud-init writes under GUEST_DIR: path relative to it -> (content, mode)."""
     document = yaml.safe_load(user_data) or {}
@@ -51,6 +38,15 @@ def guest_files(user_data: str) -> dict[str, tuple[str, int]]:
             content = base64.b64decode(content).decode()
         files[path.removeprefix(GUEST_DIR + "/")] = (content, int(str(entry.get("permissions", "0644")), 8))
     return files
+
+
+def node_runtime(files: dict[str, tuple[str, int]]) -> dict[str, Any] | None:
+    """The node's Ray command and environment (node.json) among a VM's guest files; None when it has none."""
+    entry = files.get(NODE_FILE.removeprefix(GUEST_DIR + "/"))
+    if entry is None:
+        return None
+    runtime: dict[str, Any] = json.loads(entry[0])
+    return runtime
 
 
 def read_env_file(text: str) -> dict[str, str]:

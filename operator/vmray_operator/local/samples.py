@@ -21,6 +21,24 @@ async def _create(kube: Kube, resource: r.Resource, body: Body, namespace: str |
     return None
 
 
+def vm_class(name: str, cpus: int, api_version: str, memory: str | None = None) -> Body:
+    """A VirtualMachineClass as a VI admin makes one for a namespace."""
+    hardware: Body = {"cpus": cpus}
+    if memory:
+        hardware["memory"] = memory
+    return {
+        "apiVersion": api_version,
+        "kind": "VirtualMachineClass",
+        "metadata": {"name": name},
+        "spec": {"hardware": hardware, "policies": {"resources": {}}},
+    }
+
+
+def vm_image(name: str, api_version: str, namespace: str) -> Body:
+    """A VirtualMachineImage of a namespace, its display name its own name."""
+    return _image("VirtualMachineImage", name, name, api_version, namespace)
+
+
 def _image(kind: str, name: str, display_name: str, api_version: str, namespace: str | None = None) -> Body:
     meta: Body = {"name": name}
     if namespace:
@@ -83,17 +101,7 @@ async def seed_namespace(kube: Kube, namespace: str, vmop_version: str = r.DEFAU
     await _create(kube, r.NAMESPACES, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
     classes = r.VIRTUAL_MACHINE_CLASSES.at_version(vmop_version)
     for name, (cpus, memory) in VM_CLASSES.items():
-        await _create(
-            kube,
-            classes,
-            {
-                "apiVersion": classes.api_version,
-                "kind": "VirtualMachineClass",
-                "metadata": {"name": name, "namespace": namespace},
-                "spec": {"hardware": {"cpus": cpus, "memory": memory}, "policies": {"resources": {}}},
-            },
-            namespace,
-        )
+        await _create(kube, classes, vm_class(name, cpus, classes.api_version, memory), namespace)
     images = r.VIRTUAL_MACHINE_IMAGES.at_version(vmop_version)
     if await _create(
         kube,

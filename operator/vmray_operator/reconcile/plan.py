@@ -73,7 +73,6 @@ def _secret_actions(desired: DesiredState, observed: Observed) -> list[Action]:
 def _identity_actions(desired: DesiredState, observed: Observed) -> list[Action]:
     """The autoscaler's identity is made once, its token Secret last (Kubernetes fills it only for an existing
     ServiceAccount). The token Secret stands for all four: while it exists, nothing is looked at again."""
-    kinds = {"ServiceAccount": Kind.SERVICE_ACCOUNT, "Role": Kind.ROLE, "RoleBinding": Kind.ROLE_BINDING}
     wanted = desired.token_secret
     if wanted is None:
         return [
@@ -83,7 +82,7 @@ def _identity_actions(desired: DesiredState, observed: Observed) -> list[Action]
         ]
     if wanted["metadata"]["name"] in observed.secrets:
         return []
-    return [*(Create(kinds[body["kind"]], body) for body in desired.identity), Create(Kind.TOKEN_SECRET, wanted)]
+    return [*(Create(Kind(body["kind"]), body) for body in desired.identity), Create(Kind.TOKEN_SECRET, wanted)]
 
 
 def _config_map_actions(desired: DesiredState, observed: Observed) -> list[Action]:
