@@ -16,6 +16,9 @@ class Settings:
     dependency_recheck: float = 5.0  # seconds between checks while a VM class, image, ... is missing
     resync_interval: float = 300.0  # safety net: every cluster is reconciled at least this often
     workers: int = 16  # reconciles running at once
+    # A watch event waits this long before its cluster is reconciled, so that a burst (five VMs powering on
+    # together) folds into one reconcile and one status write; it bounds the delay a change can add.
+    settle: float = 0.1
     probe_ray: bool = True  # off: readiness stops at the VM level (no route to the clusters' load balancers)
 
     @classmethod
@@ -30,5 +33,6 @@ class Settings:
             dependency_recheck=float(env.get("VMRAY_DEPENDENCY_RECHECK", "5")),
             resync_interval=float(env.get("VMRAY_RESYNC_INTERVAL", "300")),
             workers=int(env.get("VMRAY_WORKERS", "16")),
+            settle=float(env.get("VMRAY_SETTLE", "0.1")),
             probe_ray=env.get("VMRAY_PROBE_RAY", "true").lower() not in ("0", "false", "no"),
         )

@@ -57,11 +57,16 @@ class Watcher:
             stream = kubernetes.watch.Watch().stream(
                 self.api.list_cluster_custom_object, group, version, plural, timeout_seconds=30
             )
-            for event in stream:
-                now = time.monotonic()
-                self._observe(plural, event["object"], now)
+            try:
+                for event in stream:
+                    now = time.monotonic()
+                    self._observe(plural, event["object"], now)
+                    if self._stop.is_set():
+                        return
+            except Exception:
                 if self._stop.is_set():
-                    return
+                    return  # the control plane went down after the figures were taken
+                raise
 
     def _observe(self, plural: str, body: dict[str, Any], now: float) -> None:
         status = body.get("status") or {}
@@ -121,8 +126,9 @@ def main() -> int:
         after_create = bench.operator_requests()
         requests = sum(after_create.values()) - sum(before.values())
         by_method = {m: (after_create.get(m, 0) - before.get(m, 0)) / args.clusters for m in sorted(after_create)}
-        # VMs, service, two bootstrap Secrets, the autoscaler's ServiceAccount, Role, RoleBinding and token Secret
-        objects_per_cluster = (1 + args.workers) + 1 + 2 + 4
+        # VMs, service, two bootstrap Secrets, the autoscaler's ServiceAccount, Role, RoleBinding, token Secret
+        # and the ConfigMap of its limits
+        objects_per_cluster = (1 + args.workers) + 1 + 2 + 4 + 1
         latencies = [
             watcher.status_ip_at[vm] - watcher.vm_ip_at[vm] for vm in watcher.vm_ip_at if vm in watcher.status_ip_at
         ]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -59,6 +61,28 @@ async def test_seed_sample_reaches_ready(kube: Kube, namespace: str, operator: C
     assert service["spec"]["type"] == "LoadBalancer"
     assert {p["port"] for p in service["spec"]["ports"]} == {6245, 8265, 10001}
     assert service["spec"]["selector"] == {names.LABEL_CLUSTER: "test-ray", names.LABEL_ROLE: "head"}
+
+
+async def test_events_name_every_vm_once_and_ready_once(kube: Kube, namespace: str, operator: Controller) -> None:
+    await kube.create(r.VMRAYCLUSTERS, sample(namespace, "told"), namespace)
+    await wait_condition(kube, namespace, "told", "Ready")
+    vms = await cluster_vms(kube, namespace, "told")
+    await operator.reconciler.events.flush()
+    await asyncio.sleep(2)  # a reconcile that still saw the cluster before Ready would post its Events by now
+    await operator.reconciler.events.flush()
+
+    events = [e for e in await kube.list(r.EVENTS, namespace) if e["involvedObject"]["name"] == "told"]
+    created = [e["message"] for e in events if e["reason"] == "Created"]
+    told = [
+        name
+        for message in created
+        for listed in re.findall(r"VirtualMachines?:? ([\w-]+(?:, [\w-]+)*)", message)
+        for name in listed.split(", ")
+    ]
+    assert sorted(told) == sorted(vms), created
+    assert len(created) < len(vms) + 1  # the workers made together are told together
+    assert [e["reason"] for e in events].count("Ready") == 1
+    assert not [e for e in events if e["type"] == "Warning"]
 
 
 async def test_workers_follow_ray_style_merge_patches(kube: Kube, namespace: str, operator: Controller) -> None:

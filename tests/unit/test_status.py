@@ -7,7 +7,7 @@ from typing import Any
 from tests.support.specs import NAME, NOUNCE, sample_spec
 from vmray_operator.reconcile.conditions import find
 from vmray_operator.reconcile.observed import Observed
-from vmray_operator.reconcile.status import StatusInput, compute_status, node_view
+from vmray_operator.reconcile.status import StatusInput, compute_status, node_view, progress_only
 
 T0 = "2026-01-01T00:00:00Z"
 T1 = "2026-01-01T00:05:00Z"
@@ -249,3 +249,51 @@ def test_values_of_the_wrong_type_in_a_vm_status_are_read_as_absent() -> None:
     view = node_view(garbage)
     assert view.ip is None
     assert view.reason == "WaitingForNetworkAddress"
+
+
+def _step(**vms: dict[str, Any]) -> dict[str, Any]:
+    """The status of the cluster when its VMs are as given (the head and both workers by default)."""
+    observed = {HEAD: vm(HEAD, "head", ip="10.211.0.1"), W1: vm(W1, "worker"), W2: vm(W2, "worker", ip="10.211.0.3")}
+    observed.update(vms)
+    return run(Observed(vms={k: v for k, v in observed.items() if v}, service=SERVICE))
+
+
+def test_a_vm_powering_on_is_progress_only() -> None:
+    creating = _step(**{W1: vm(W1, "worker", power=None, ip=None)})
+    powering = _step(**{W1: vm(W1, "worker", power="PoweredOff", ip=None)})
+    waiting = _step(**{W1: vm(W1, "worker", ip=None)})
+    assert progress_only(creating, powering)
+    assert progress_only(powering, waiting)
+
+
+def test_a_worker_appearing_on_its_way_up_is_progress_only() -> None:
+    absent = _step(**{W1: {}})
+    assert W1 not in absent["current_workers"]
+    assert progress_only(absent, _step(**{W1: vm(W1, "worker", power=None, ip=None)}))
+
+
+def test_an_ip_a_running_vm_or_readiness_is_news() -> None:
+    waiting = _step(**{W1: vm(W1, "worker", ip=None)})
+    running = _step()
+    assert (find(running["conditions"], "Ready") or {}).get("status") == "True"
+    assert not progress_only(waiting, running)
+
+
+def test_a_failure_is_news() -> None:
+    waiting = _step(**{W1: vm(W1, "worker", ip=None)})
+    failed_condition = {"type": "VirtualMachineImageReady", "status": "False", "reason": "NotFound", "message": "x"}
+    failed = _step(**{W1: vm(W1, "worker", ip=None, conditions=[failed_condition])})
+    assert failed["current_workers"][W1]["vm_status"] == "failure"
+    assert not progress_only(waiting, failed)
+
+
+def test_a_vm_going_away_is_news() -> None:
+    running = _step()
+    leaving = vm(W1, "worker")
+    leaving["metadata"]["deletionTimestamp"] = T1
+    assert not progress_only(running, _step(**{W1: leaving}))
+    assert not progress_only(_step(**{W1: leaving}), _step(**{W1: {}}))
+
+
+def test_no_change_is_not_progress() -> None:
+    assert not progress_only(_step(), _step())

@@ -6,7 +6,9 @@ import asyncio
 import datetime
 import logging
 import secrets
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from pydantic import ValidationError
 
@@ -23,9 +25,9 @@ from vmray_operator.reconcile.adoption import adoption_patch
 from vmray_operator.reconcile.conditions import find
 from vmray_operator.reconcile.diff import merge_patch
 from vmray_operator.reconcile.observed import controlled_by, issued_token, load_balancer_ip
-from vmray_operator.reconcile.plan import Action, Create, Drain, Kind, Update, deletion_plan, draining, plan
+from vmray_operator.reconcile.plan import Action, Create, Delete, Drain, Kind, Update, deletion_plan, draining, plan
 from vmray_operator.reconcile.rollout import rollout
-from vmray_operator.reconcile.status import PROGRESS_REASONS, StatusInput, compute_status
+from vmray_operator.reconcile.status import PROGRESS_REASONS, StatusInput, compute_status, progress_only
 from vmray_operator.render import identity, names
 from vmray_operator.render.context import RAY_DASHBOARD_PORT, ClusterContext, OperatorDefaults
 from vmray_operator.render.desired import desired_state
@@ -34,6 +36,22 @@ log = logging.getLogger("vmray.reconcile")
 DELETION_POLL = 2.0
 DRAIN_POLL = 5.0  # a draining VM is looked at again after this many seconds (its events come too)
 NAME_TAKEN_RECHECK = 2.0  # seconds between looks at an object name another owner still holds
+# A status change that is only a step of the way up (see status.progress_only) is written once this many
+# seconds have passed since the cluster's last status write, or earlier with the next news (a VM created,
+# an IP, a VM or Ray running, a failure), which is always written at once.
+PROGRESS_WRITE_INTERVAL = 5.0
+
+
+@dataclass(frozen=True)
+class StatusWrite:
+    """The last status this operator wrote for a cluster. While the watch still shows a version of the
+    cluster from before that write (the one it was computed from, or an earlier write's result), that
+    status is what the API server has."""
+
+    at: float  # time.monotonic()
+    status: Body
+    older: frozenset[str]  # resourceVersions of the cluster that this write supersedes
+    result: str  # the resourceVersion this write made
 
 
 class NameTaken(Exception):
@@ -73,6 +91,7 @@ class Reconciler:
         self.clock = clock
         self.suffix = suffix
         self.prerequisites = PrerequisiteChecker(kube, vmop_version)
+        self._status_written: dict[Key, StatusWrite] = {}
         self._resources = {
             Kind.VM: r.VIRTUAL_MACHINES.at_version(vmop_version),
             Kind.SERVICE: r.VIRTUAL_MACHINE_SERVICES.at_version(vmop_version),
@@ -87,6 +106,7 @@ class Reconciler:
     async def reconcile(self, key: Key) -> float | None:
         body = self.stores.cluster(key)
         if body is None:
+            self._status_written.pop(key, None)
             if self.prober:
                 self.prober.forget(key)
             return None
@@ -158,7 +178,7 @@ class Reconciler:
                 generation=int(body["metadata"].get("generation", 0)),
                 head_name=names.head_vm_name(name, ctx.nounce),
                 observed=observed,
-                previous=body.get("status") or {},
+                previous=self._previous_status(key, body),
                 now=_timestamp(self.clock()),
                 missing=missing,
                 invalid=[f"autoscaler_desired_workers: {w} does not start with {name}-" for w in invalid],
@@ -167,10 +187,11 @@ class Reconciler:
                 outdated=list(step.outdated),
             )
         )
-        await self._write_status(body, status)
+        deferred = await self._write_status(key, body, status)
         if missing:
             return self.settings.dependency_recheck
-        return DRAIN_POLL if draining(observed) else None
+        again = [t for t in (deferred, DRAIN_POLL if draining(observed) else None) if t is not None]
+        return min(again) if again else None
 
     async def _finalize(self, key: Key, body: Body, spec: VMRayClusterSpec) -> float | None:
         namespace, name = key
@@ -202,27 +223,50 @@ class Reconciler:
                 generation=int(meta.get("generation", 0)),
                 head_name=names.head_vm_name(name, (meta.get("labels") or {}).get(names.HEAD_NOUNCE_LABEL, "")),
                 observed=observed,
-                previous=body.get("status") or {},
+                previous=self._previous_status(key, body),
                 now=_timestamp(self.clock()),
                 deleting=True,
                 deletion_stuck=sorted(observed.vms) if overdue else [],
             )
         )
-        await self._write_status(body, status)
+        await self._write_status(key, body, status)
         return DELETION_POLL
 
     async def _apply(self, cluster: Body, actions: list[Action]) -> None:
         """Secrets and the service before the VMs that need them, a ServiceAccount before its token Secret;
-        the calls of one step go out together."""
+        the calls of one step go out together, and what the steps created or deleted is told in one Event."""
         later = (Kind.TOKEN_SECRET, Kind.VM)
         steps = [[a for a in actions if a.kind not in later], *([a for a in actions if a.kind is k] for k in later)]
-        for step in steps:
-            results = await asyncio.gather(*(self._apply_one(cluster, a) for a in step), return_exceptions=True)
-            errors = [e for e in results if isinstance(e, BaseException)]
-            if errors:
-                raise errors[0]
+        done: list[Action] = []
+        try:
+            for step in steps:
+                results = await asyncio.gather(*(self._apply_one(cluster, a) for a in step), return_exceptions=True)
+                done += [a for a, result in zip(step, results, strict=True) if result is True]
+                errors = [e for e in results if isinstance(e, BaseException)]
+                if errors:
+                    raise errors[0]
+        finally:
+            self._announce(cluster, [a for a in done if isinstance(a, Create)], "Created", "created")
+            self._announce(cluster, [a for a in done if isinstance(a, Delete)], "Deleting", "deleting")
 
-    async def _apply_one(self, cluster: Body, action: Action) -> None:
+    def _announce(self, cluster: Body, actions: list[Action], reason: str, verb: str) -> None:
+        """One Event for the VMs and services of one reconcile, whatever their number: `kubectl describe`
+        stays readable and a cluster of many workers does not cost an API call per VM."""
+        shown = [a for a in actions if a.kind in (Kind.SERVICE, Kind.VM)]
+        if not shown:
+            return
+        kinds = [k for k in (Kind.SERVICE, Kind.VM) if any(a.kind is k for a in shown)]
+        parts = []
+        for kind in kinds:
+            of_kind = [a.name for a in shown if a.kind is kind]
+            label = kind.value if len(of_kind) == 1 else f"{len(of_kind)} {kind.value}s:"
+            parts.append(f"{label} {', '.join(of_kind)}")
+        reasons = sorted({a.reason for a in shown if isinstance(a, Delete)})
+        message = f"{verb} " + "; ".join(parts) + (f": {'; '.join(reasons)}" if reasons else "")
+        self.events.emit(cluster, "Normal", reason, message)
+
+    async def _apply_one(self, cluster: Body, action: Action) -> bool:
+        """Carries out one action; True when it changed something (not when an earlier run already had)."""
         namespace = cluster["metadata"]["namespace"]
         resource = self._resources[action.kind]
         if isinstance(action, Create):
@@ -234,32 +278,52 @@ class Reconciler:
                 existing = await self.kube.get(resource, action.name, namespace)
                 if existing is not None and not controlled_by(existing, cluster["metadata"]["uid"]):
                     raise NameTaken(f"{action.kind.value} {namespace}/{action.name} belongs to another owner") from None
-                return  # made by an earlier run whose event has not arrived yet: nothing to do
+                return False  # made by an earlier run whose event has not arrived yet: nothing to do
             log.info("created %s %s/%s", action.kind.value, namespace, action.name)
-            if action.kind in (Kind.VM, Kind.SERVICE):
-                self.events.emit(cluster, "Normal", "Created", f"created {action.kind.value} {action.name}")
-        elif isinstance(action, Update):
+            return True
+        if isinstance(action, Update):
             await self.kube.patch(resource, action.name, action.patch, namespace)
             log.info("updated %s %s/%s", action.kind.value, namespace, action.name)
-        elif await self.kube.delete(resource, action.name, namespace, uid=action.uid):
+            return True
+        if await self.kube.delete(resource, action.name, namespace, uid=action.uid):
             log.info("deleting %s %s/%s: %s", action.kind.value, namespace, action.name, action.reason)
-            if action.kind in (Kind.VM, Kind.SERVICE):
-                message = f"deleting {action.kind.value} {action.name}: {action.reason}"
-                self.events.emit(cluster, "Normal", "Deleting", message)
+            return True
+        return False
 
-    async def _write_status(self, body: Body, status: Body) -> None:
-        previous = body.get("status") or {}
+    def _previous_status(self, key: Key, body: Body) -> Body:
+        """The cluster's status as the API server has it. A reconcile that runs before the watch brings back
+        this operator's own last write sees an older cluster: then that write is the status."""
+        written = self._status_written.get(key)
+        if written is not None and body["metadata"].get("resourceVersion") in written.older:
+            return written.status
+        status: Body = body.get("status") or {}
+        return status
+
+    async def _write_status(self, key: Key, body: Body, status: Body) -> float | None:
+        """Writes what changed; returns in how many seconds to come back for a change held back."""
+        meta = body["metadata"]
+        previous = self._previous_status(key, body)
         patch = merge_patch(previous, status)
         if not patch:
-            return
-        meta = body["metadata"]
+            return None
+        written = self._status_written.get(key)
+        since = time.monotonic() - (written.at if written else -PROGRESS_WRITE_INTERVAL)
+        if since < PROGRESS_WRITE_INTERVAL and progress_only(previous, status):
+            return PROGRESS_WRITE_INTERVAL - since
         try:
-            await self.kube.patch(
+            result = await self.kube.patch(
                 r.VMRAYCLUSTERS, meta["name"], {"status": patch}, meta["namespace"], subresource="status"
             )
         except NotFound:
-            return
+            return None
+        version = str(meta.get("resourceVersion"))
+        older = frozenset({version})
+        if written is not None and version in written.older:  # the watch is more than one write behind
+            older |= written.older | {written.result}
+        made = str((result.get("metadata") or {}).get("resourceVersion", ""))
+        self._status_written[key] = StatusWrite(time.monotonic(), status, older, made)
         await self._announce_transitions(body, previous, status)
+        return None
 
     async def _announce_transitions(self, body: Body, previous: Body, status: Body) -> None:
         """An Event whenever Ready or DependenciesReady changes, so `kubectl describe` tells the story."""

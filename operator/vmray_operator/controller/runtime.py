@@ -32,7 +32,7 @@ class Controller:
         return await self.reconciler.reconcile(key)
 
     def enqueue(self, key: Key) -> None:
-        self.queue.add(key)
+        self.queue.add(key, after=self.settings.settle)
 
     def start(self) -> None:
         self.queue.start()
