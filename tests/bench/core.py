@@ -126,9 +126,10 @@ def main() -> int:
         after_create = bench.operator_requests()
         requests = sum(after_create.values()) - sum(before.values())
         by_method = {m: (after_create.get(m, 0) - before.get(m, 0)) / args.clusters for m in sorted(after_create)}
-        # VMs, service, two bootstrap Secrets, the autoscaler's ServiceAccount, Role, RoleBinding, token Secret
-        # and the ConfigMap of its limits
-        objects_per_cluster = (1 + args.workers) + 1 + 2 + 4 + 1
+        # VMs, service, two bootstrap Secrets, the cluster's ServiceAccount, Role, RoleBinding, token Secret,
+        # the ConfigMap of the autoscaler's limits; with TLS the CA's and the node certificates' Secrets
+        tls_secrets = 2 if template["spec"].get("enable_tls", True) else 0
+        objects_per_cluster = (1 + args.workers) + 1 + 2 + 4 + 1 + tls_secrets
         latencies = [
             watcher.status_ip_at[vm] - watcher.vm_ip_at[vm] for vm in watcher.vm_ip_at if vm in watcher.status_ip_at
         ]

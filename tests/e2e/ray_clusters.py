@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
+import ssl
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -58,3 +60,33 @@ async def submit_job(dashboard: str, working_dir: Path, *entrypoint: str) -> sub
         timeout=600,
         check=False,
     )
+
+
+# What a gRPC client sends first (RFC 9113 section 3.4): the connection preface and an empty SETTINGS frame.
+HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])
+
+
+def grpc_over_tls_answers(
+    address: str, port: int, ca_pem: str, client: tuple[str, str] | None, directory: Path
+) -> tuple[bool, set[str]]:
+    """Opens TLS to a Ray gRPC port, verifying the server against ca_pem, optionally with a client certificate
+    and key; (whether the server answered the HTTP/2 preface, the IP addresses its certificate names)."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.load_verify_locations(cadata=ca_pem)
+    context.set_alpn_protocols(["h2"])  # gRPC servers speak to no one else
+    if client is not None:
+        (directory / "client.crt").write_text(client[0])
+        (directory / "client.key").write_text(client[1])
+        context.load_cert_chain(directory / "client.crt", directory / "client.key")
+    with (
+        socket.create_connection((address, port), timeout=10) as raw,
+        context.wrap_socket(raw, server_hostname=address) as conn,
+    ):
+        sans: Any = (conn.getpeercert() or {}).get("subjectAltName", ())
+        names = {str(value) for kind, value in sans if kind == "IP Address"}
+        try:
+            conn.sendall(HTTP2_PREFACE)
+            answered = len(conn.recv(64)) > 0
+        except (ssl.SSLError, ConnectionError):
+            answered = False  # the server refused this client (TLS 1.3 says so after the handshake)
+    return answered, names

@@ -3,16 +3,25 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 from pathlib import Path
 from typing import Any
 
-from tests.e2e.ray_clusters import READY_TIMEOUT, ray_cluster, ray_nodes, ready_cluster, submit_job
+from tests.e2e.ray_clusters import (
+    READY_TIMEOUT,
+    grpc_over_tls_answers,
+    ray_cluster,
+    ray_nodes,
+    ready_cluster,
+    submit_job,
+)
 from tests.support.clusters import cluster_vms, delete_cluster, get_cluster, wait_condition
 from tests.support.waiting import wait_for
 from vmray_operator.controller.runtime import Controller
 from vmray_operator.kube import resources as r
 from vmray_operator.kube.client import Kube
 from vmray_operator.local.network import ip
+from vmray_operator.render import tls
 
 DEMO_JOB = Path(__file__).resolve().parents[2] / "operator" / "vmray_operator" / "local" / "demo_job"
 
@@ -33,9 +42,29 @@ def processes_of(vm_names: set[str]) -> list[int]:
     return found
 
 
-async def test_sample_runs_ray_and_status_agrees_with_ray(kube: Kube, namespace: str, operator: Controller) -> None:
+async def test_sample_runs_ray_and_status_agrees_with_ray(
+    kube: Kube, namespace: str, operator: Controller, tmp_path: Path
+) -> None:
     async with ray_cluster(kube, namespace, "e2e") as cluster:
         await _check_status_and_job(kube, namespace, cluster)
+        await _check_mutual_tls(kube, namespace, cluster, tmp_path)
+
+
+async def _check_mutual_tls(kube: Kube, namespace: str, cluster: dict[str, Any], directory: Path) -> None:
+    """The sample has enable_tls: the head's GCS, reached at the load balancer as the workers reach it, speaks
+    TLS with a certificate from the cluster's CA, and answers only a client with a certificate of that CA."""
+    secret = await kube.get(r.SECRETS, tls.certificates_secret_name("e2e"), namespace)
+    assert secret is not None
+    entries = {k: base64.b64decode(v).decode() for k, v in secret["data"].items()}
+    lb_ip, head_ip = cluster["status"]["vm_service_status"]["ip"], cluster["status"]["head_node_status"]["ip"]
+    client = (entries[tls.cert_key(head_ip)], entries[tls.key_key(head_ip)])
+    port = cluster["spec"]["head_node"]["port"]
+    ca = entries[tls.CA_CERT_KEY]
+    answered, names = await asyncio.to_thread(grpc_over_tls_answers, lb_ip, port, ca, client, directory)
+    assert answered
+    assert {lb_ip, head_ip} <= names
+    refused, _ = await asyncio.to_thread(grpc_over_tls_answers, lb_ip, port, ca, None, directory)
+    assert not refused
 
 
 async def _check_status_and_job(kube: Kube, namespace: str, cluster: dict[str, Any]) -> None:

@@ -4,8 +4,6 @@ goes away with the cluster."""
 from __future__ import annotations
 
 import asyncio
-import base64
-import copy
 import os
 import sys
 from pathlib import Path
@@ -13,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.support.clusters import delete_cluster, get_cluster, sample, wait_condition
+from tests.support.clusters import as_token, cluster_token, delete_cluster, get_cluster, sample, wait_condition
 from tests.support.waiting import wait_for
 from vmray_operator.controller.runtime import Controller
 from vmray_operator.kube import resources as r
@@ -24,28 +22,13 @@ from vmray_operator.render.autoscaler import config_map_name
 pytestmark = pytest.mark.simulator
 
 
-def _as_token(kube: Kube, token: str) -> Kube:
-    configuration = copy.copy(kube.configuration)
-    configuration.api_key = {"authorization": f"Bearer {token}"}
-    configuration.cert_file = None
-    configuration.key_file = None
-    return Kube(configuration, concurrency=2)
-
-
-async def _token(kube: Kube, namespace: str, cluster: str) -> str:
-    secret = await kube.get(r.SECRETS, identity.token_secret_name(cluster), namespace)
-    assert secret is not None
-    assert secret["type"] == "kubernetes.io/service-account-token"
-    return base64.b64decode(secret["data"]["token"]).decode()
-
-
 async def test_head_token_reaches_its_own_cluster_only(kube: Kube, namespace: str, operator: Controller) -> None:
     await kube.create(r.VMRAYCLUSTERS, sample(namespace, "mine"), namespace)
     await kube.create(r.VMRAYCLUSTERS, sample(namespace, "theirs"), namespace)
     mine = await wait_condition(kube, namespace, "mine", "Ready")
     await wait_condition(kube, namespace, "theirs", "Ready")
 
-    autoscaler = _as_token(kube, await _token(kube, namespace, "mine"))
+    autoscaler = as_token(kube, await cluster_token(kube, namespace, "mine"))
     try:
         # What Ray's vSphere provider does: read its cluster and the head's service, patch the desired workers.
         assert (await autoscaler.get(r.VMRAYCLUSTERS, "mine", namespace) or {})["metadata"]["uid"] == mine["metadata"][
@@ -87,7 +70,7 @@ async def test_head_token_reaches_its_own_cluster_only(kube: Kube, namespace: st
 async def test_token_dies_with_the_cluster(kube: Kube, namespace: str, operator: Controller) -> None:
     await kube.create(r.VMRAYCLUSTERS, sample(namespace, "brief"), namespace)
     await wait_condition(kube, namespace, "brief", "Ready")
-    token = await _token(kube, namespace, "brief")
+    token = await cluster_token(kube, namespace, "brief")
     await delete_cluster(kube, namespace, "brief")
 
     async def account_gone() -> bool:
@@ -96,7 +79,7 @@ async def test_token_dies_with_the_cluster(kube: Kube, namespace: str, operator:
         return account is None and role is None
 
     await wait_for(account_gone, timeout=60, what="the autoscaler's ServiceAccount and Role collected")
-    autoscaler = _as_token(kube, token)
+    autoscaler = as_token(kube, token)
     try:
         with pytest.raises(Unauthorized):
             await autoscaler.get(r.VMRAYCLUSTERS, "brief", namespace)
@@ -127,7 +110,7 @@ async def test_changed_limits_reach_the_head_without_replacing_it(
         f"--namespace={namespace}",
         f"--config-map={config_map_name('limits')}",
         "--interval=0.2",
-        env={"SVC_ACCOUNT_TOKEN": await _token(kube, namespace, "limits"), "PATH": os.environ["PATH"]},
+        env={"SVC_ACCOUNT_TOKEN": await cluster_token(kube, namespace, "limits"), "PATH": os.environ["PATH"]},
     )
     try:
 

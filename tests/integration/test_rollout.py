@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -119,15 +120,16 @@ async def watching(kube: Kube, namespace: str, name: str, replaced: set[str]) ->
 
 
 async def _assert_bootstraps_current(kube: Kube, namespace: str, name: str) -> dict[str, Body]:
-    """Every worker's bootstrap-hash is the hash of the user-data its Secret holds now. The head's hash
-    leaves out its autoscaler's config (scaling limits do not replace the head); that it is current is
-    what UpToDate=True says."""
+    """Every worker's bootstrap-hash is the hash of the user-data its Secret holds now, but for the cluster's
+    token (a credential, not the node's make-up). The head's hash also leaves out its autoscaler's config
+    (scaling limits do not replace the head); that it is current is what UpToDate=True says."""
     vms = await cluster_vms(kube, namespace, name)
     for vm in vms.values():
         secret_name = vm["spec"]["bootstrap"]["cloudInit"]["rawCloudConfig"]["name"]
         secret = await kube.get(r.SECRETS, secret_name, namespace)
         assert secret is not None
         user_data = base64.b64decode(secret["data"][USER_DATA_KEY]).decode()
+        user_data = re.sub(r"- path: /etc/vmray/token.env\n.*\n.*\n    SVC_ACCOUNT_TOKEN=.*\n", "", user_data)
         if vm["metadata"]["labels"][names.LABEL_ROLE] == names.ROLE_WORKER:
             assert vm["metadata"]["annotations"][names.ANNOTATION_BOOTSTRAP_HASH] == content_hash(user_data)
     return vms

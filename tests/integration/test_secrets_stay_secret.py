@@ -14,7 +14,7 @@ from vmray_operator.controller.runtime import Controller
 from vmray_operator.kube import resources as r
 from vmray_operator.kube.client import Kube
 from vmray_operator.reconcile.conditions import find
-from vmray_operator.render import identity
+from vmray_operator.render import identity, tls
 
 pytestmark = pytest.mark.simulator
 
@@ -57,6 +57,14 @@ async def test_no_secret_in_vms_status_events_or_logs(
         "registry auth": base64.b64encode(f"puller:{REGISTRY_PASSWORD}".encode()).decode(),
         "token": token,
     }
+    # Ray's TLS keys: the cluster CA's and every node's
+    for name in (tls.ca_secret_name("sealed"), tls.certificates_secret_name("sealed")):
+        held = await kube.get(r.SECRETS, name, namespace)
+        assert held is not None
+        for key, value in held["data"].items():
+            if key.endswith(".key"):
+                secrets[f"private key {key}"] = base64.b64decode(value).decode().splitlines()[1]
+    assert sum(what.startswith("private key") for what in secrets) >= 2
 
     # They did reach the VMs' bootstrap Secrets, where they belong.
     bootstrap = [

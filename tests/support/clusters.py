@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import copy
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,7 @@ from tests.support.waiting import wait_for
 from vmray_operator.kube import resources as r
 from vmray_operator.kube.client import Kube
 from vmray_operator.reconcile.conditions import find
-from vmray_operator.render import names
+from vmray_operator.render import identity, names
 
 SAMPLE = Path(__file__).resolve().parents[2] / "crds" / "samples" / "vmraycluster.yaml"
 
@@ -22,6 +23,23 @@ def sample(namespace: str, name: str = "test-ray", **spec_overrides: Any) -> dic
     body["metadata"] = {"name": name, "namespace": namespace}
     body["spec"].update(copy.deepcopy(spec_overrides))
     return body
+
+
+def as_token(kube: Kube, token: str) -> Kube:
+    """A client that authenticates with a bearer token instead of the test's admin certificate."""
+    configuration = copy.copy(kube.configuration)
+    configuration.api_key = {"authorization": f"Bearer {token}"}
+    configuration.cert_file = None
+    configuration.key_file = None
+    return Kube(configuration, concurrency=2)
+
+
+async def cluster_token(kube: Kube, namespace: str, cluster: str) -> str:
+    """The token Kubernetes issued to the cluster's ServiceAccount."""
+    secret = await kube.get(r.SECRETS, identity.token_secret_name(cluster), namespace)
+    assert secret is not None
+    assert secret["type"] == "kubernetes.io/service-account-token"
+    return base64.b64decode(secret["data"]["token"]).decode()
 
 
 async def get_cluster(kube: Kube, namespace: str, name: str) -> dict[str, Any] | None:

@@ -29,7 +29,7 @@ def context(
     token: str | None = TOKEN,
 ) -> ClusterContext:
     return ClusterContext(
-        NAME, NAMESPACE, UID, spec or sample_spec(), NOUNCE, version, head_address, autoscaler_token=token
+        NAME, NAMESPACE, UID, spec or sample_spec(), NOUNCE, version, head_address, cluster_token=token
     )
 
 

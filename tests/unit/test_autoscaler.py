@@ -20,8 +20,8 @@ from vmray_operator.render.desired import desired_state
 from vmray_operator.render.guest_paths import (
     AUTOSCALER_CONFIG,
     AUTOSCALER_CONFIG_SYNC,
-    AUTOSCALER_ENV,
     LIVE_AUTOSCALER_CONFIG,
+    TOKEN_ENV,
 )
 from vmray_operator.render.ray_node import node_runtime
 
@@ -76,28 +76,30 @@ def test_head_starts_the_autoscaler_with_the_token_in_a_private_file() -> None:
     ctx = context()
     runtime = node_runtime(ctx, "head", "ray.head.default")
     assert f"--autoscaling-config={LIVE_AUTOSCALER_CONFIG}" in runtime.ray_start
-    assert runtime.setup_commands[0] == f"mkdir -p /tmp/ray && cp {AUTOSCALER_CONFIG} {LIVE_AUTOSCALER_CONFIG}"
+    # before any command of the user; only the TLS certificate fetch comes earlier
+    assert runtime.setup_commands[1] == f"mkdir -p /tmp/ray && cp {AUTOSCALER_CONFIG} {LIVE_AUTOSCALER_CONFIG}"
     (sync,) = runtime.companions
     assert sync[:2] == ["python3", AUTOSCALER_CONFIG_SYNC]
     assert "--config-map=test-ray-autoscaler-config" in sync
-    assert runtime.env_files == [AUTOSCALER_ENV]
+    assert runtime.env_files == [TOKEN_ENV]
     assert runtime.env["VMSERVICE_CRD_VER"] == ctx.vmop_api_version
     assert TOKEN not in " ".join(runtime.ray_start) + repr(runtime.env)
     files = _files(ctx)
-    assert files[AUTOSCALER_ENV] == {
-        "path": AUTOSCALER_ENV,
+    assert files[TOKEN_ENV] == {
+        "path": TOKEN_ENV,
         "permissions": "0600",
         "content": f"SVC_ACCOUNT_TOKEN={TOKEN}\n",
     }
     assert yaml.safe_load(files[AUTOSCALER_CONFIG]["content"]) == autoscaler_config(ctx)
 
 
-def test_workers_never_get_the_autoscaler_or_its_token() -> None:
-    runtime = node_runtime(context(), "worker", "ray.worker.default")
-    assert not any(arg.startswith("--autoscaling-config") for arg in runtime.ray_start)
-    assert runtime.env_files == []
+def test_workers_never_get_the_autoscaler_and_without_tls_no_token() -> None:
+    with_tls = node_runtime(context(), "worker", "ray.worker.default")
+    assert not any(arg.startswith("--autoscaling-config") for arg in with_tls.ray_start)
+    assert with_tls.env_files == [TOKEN_ENV]  # to fetch the node's certificate
+    assert node_runtime(context(sample_spec(enable_tls=False)), "worker", "ray.worker.default").env_files == []
     desired = desired_state(
-        context(sample_spec(autoscaler_desired_workers={f"{NAME}-w-aaaaaaaa": "ray.worker.default"}))
+        context(sample_spec(autoscaler_desired_workers={f"{NAME}-w-aaaaaaaa": "ray.worker.default"}, enable_tls=False))
     )
     head_secret = head_of(desired)["spec"]["bootstrap"]["cloudInit"]["rawCloudConfig"]["name"]
     for name, secret in desired.secrets.items():
@@ -112,8 +114,8 @@ def test_head_waits_for_its_token() -> None:
     assert desired.token_secret is not None
 
 
-def test_without_autoscaling_the_head_needs_no_identity() -> None:
-    spec = sample_spec(autoscaling={"enabled": False})
+def test_without_autoscaling_or_tls_the_head_needs_no_identity() -> None:
+    spec = sample_spec(autoscaling={"enabled": False}, enable_tls=False)
     desired = desired_state(context(spec, token=None))
     assert desired.head_vm is not None
     assert desired.identity == []
@@ -124,14 +126,23 @@ def test_without_autoscaling_the_head_needs_no_identity() -> None:
 
 
 def test_a_ray_up_cluster_gets_no_autoscaler_from_the_operator() -> None:
-    ctx = dataclasses.replace(context(token=None), created_by="ray-cli")
+    ctx = dataclasses.replace(context(sample_spec(enable_tls=False), token=None), created_by="ray-cli")
     desired = desired_state(ctx)
     assert desired.head_vm is not None
     assert desired.token_secret is None
 
 
+def test_with_tls_a_ray_up_cluster_gets_an_identity_that_only_reads_its_certificates() -> None:
+    ctx = dataclasses.replace(context(token=None), created_by="ray-cli")
+    desired = desired_state(ctx)
+    assert desired.head_vm is None  # it waits for the token to fetch its certificate
+    assert desired.token_secret is not None
+    (rule,) = identity.role(ctx)["rules"]
+    assert rule == {"apiGroups": [""], "resources": ["secrets"], "resourceNames": [f"{NAME}-ray-tls"], "verbs": ["get"]}
+
+
 def test_role_reaches_only_this_cluster_and_its_head_service() -> None:
-    role = identity.role(context())
+    role = identity.role(context(sample_spec(enable_tls=False)))
     assert role["metadata"]["namespace"] == NAMESPACE
     rules = {(tuple(r["apiGroups"]), tuple(r["resources"])): r for r in role["rules"]}
     assert rules[(("vmray.broadcom.com",), ("vmrayclusters",))]["resourceNames"] == [NAME]
@@ -142,6 +153,14 @@ def test_role_reaches_only_this_cluster_and_its_head_service() -> None:
     config_rule = rules[(("",), ("configmaps",))]
     assert (config_rule["resourceNames"], config_rule["verbs"]) == (["test-ray-autoscaler-config"], ["get"])
     assert len(role["rules"]) == 3
+    with_tls = identity.role(context())["rules"]
+    assert with_tls[:3] == role["rules"]
+    assert with_tls[3] == {
+        "apiGroups": [""],
+        "resources": ["secrets"],
+        "resourceNames": [f"{NAME}-ray-tls"],
+        "verbs": ["get"],
+    }
     binding = identity.role_binding(context())
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": f"{NAME}-autoscaler", "namespace": NAMESPACE}]
     for body in (role, binding, identity.service_account(context()), identity.token_secret(context())):
@@ -160,12 +179,15 @@ def test_identity_is_made_once_with_the_token_secret_after_the_account() -> None
     assert not any(a.kind in (Kind.SERVICE_ACCOUNT, Kind.ROLE, Kind.ROLE_BINDING, Kind.TOKEN_SECRET) for a in actions)
 
 
-def test_turning_autoscaling_off_deletes_the_token() -> None:
+def test_turning_autoscaling_off_deletes_the_token_unless_tls_needs_it() -> None:
     token = identity.token_secret(context())
     token["metadata"]["uid"] = "t"
-    desired = desired_state(context(sample_spec(autoscaling={"enabled": False})))
-    actions = plan(desired, Observed(secrets={token["metadata"]["name"]: token}), DRAIN)
-    assert Delete(Kind.TOKEN_SECRET, token["metadata"]["name"], "t", "the head runs no autoscaler") in actions
+    observed = Observed(secrets={token["metadata"]["name"]: token})
+    desired = desired_state(context(sample_spec(autoscaling={"enabled": False}, enable_tls=False)))
+    actions = plan(desired, observed, DRAIN)
+    assert Delete(Kind.TOKEN_SECRET, token["metadata"]["name"], "t", "the cluster needs no ServiceAccount") in actions
+    tls_desired = desired_state(context(sample_spec(autoscaling={"enabled": False})))
+    assert not [a for a in plan(tls_desired, observed, DRAIN) if isinstance(a, Delete)]
 
 
 def test_issued_token_reads_what_kubernetes_wrote() -> None:

@@ -92,7 +92,32 @@ def test_worker_joins_through_the_head_service_address() -> None:
     runtime = node_runtime(context(sample_spec(), head_address="10.212.0.9"), names.ROLE_WORKER, "ray.worker.default")
     assert "--address=10.212.0.9:6245" in runtime.ray_start
     assert runtime.ray_start[-1] == "--block"
-    assert runtime.env == {"RAY_NODE_TYPE_NAME": "ray.worker.default", "RAY_USAGE_STATS_ENABLED": "0"}
+    assert runtime.env["RAY_NODE_TYPE_NAME"] == "ray.worker.default"
+    assert runtime.env["RAY_USAGE_STATS_ENABLED"] == "0"
+
+
+def test_with_tls_every_node_fetches_its_certificate_before_ray_starts() -> None:
+    for role, node_type in ((names.ROLE_HEAD, "ray.head.default"), (names.ROLE_WORKER, "ray.worker.default")):
+        runtime = node_runtime(context(), role, node_type)
+        assert runtime.env["RAY_USE_TLS"] == "1"
+        assert runtime.env["RAY_TLS_SERVER_KEY"] == "/tmp/ray/tls/node.key"
+        fetch = shlex.split(runtime.setup_commands[0])
+        assert fetch[:2] == ["python3", "/etc/vmray/tls_fetch.py"]
+        assert f"--secret={NAME}-ray-tls" in fetch
+        assert runtime.env_files == ["/etc/vmray/token.env"]
+        plain = node_runtime(context(sample_spec(enable_tls=False)), role, node_type)
+        assert "RAY_USE_TLS" not in plain.env
+        assert not any("tls_fetch" in c for c in plain.setup_commands)
+
+
+def test_no_node_is_given_the_ca_or_its_key() -> None:
+    desired = desired_state(
+        context(sample_spec(autoscaler_desired_workers={f"{NAME}-w-aaaaaaaa": "ray.worker.default"}))
+    )
+    for secret in desired.secrets.values():
+        files = {f["path"] for f in yaml.safe_load(_user_data(secret))["write_files"]}
+        assert "/etc/vmray/tls_fetch.py" in files
+        assert not any("ca.key" in f or f.endswith(".key") for f in files)
 
 
 def test_user_input_is_quoted_never_pasted() -> None:

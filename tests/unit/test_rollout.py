@@ -208,9 +208,9 @@ def test_unrendered_workers_are_not_judged_and_hold_the_rollout() -> None:
 
 
 def test_an_unrendered_head_is_not_judged() -> None:
-    """The head waits for its autoscaler's token before it is rendered."""
-    observed = _running(_desired())
-    step = rollout(_desired(token=None, **NEW_IMAGE), observed)
+    """The head waits for its autoscaler's token before it is rendered (without TLS, workers do not)."""
+    observed = _running(_desired(enable_tls=False))
+    step = rollout(_desired(token=None, enable_tls=False, **NEW_IMAGE), observed)
     assert list(step.outdated) == [WA, WB, WC]
     assert step.start == WA
 

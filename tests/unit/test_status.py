@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from tests.support.specs import NAME, NOUNCE, sample_spec
@@ -219,13 +220,16 @@ def test_deletion_leaves_up_to_date_as_it_was() -> None:
     assert "outdated" not in deleting["current_workers"][W1]
 
 
-def test_tls_condition_says_that_tls_is_not_applied_and_does_not_block_ready() -> None:
-    on = compute_status(_input(ready_cluster(), sample_spec(autoscaler_desired_workers=WORKERS)))
+def test_tls_condition_names_the_ca_and_does_not_block_ready() -> None:
+    spec = sample_spec(autoscaler_desired_workers=WORKERS)
+    on = compute_status(dataclasses.replace(_input(ready_cluster(), spec), tls_ca=f"{NAME}-ray-ca"))
     tls = find(on["conditions"], "TLS")
     assert tls is not None
-    assert (tls["status"], tls["reason"]) == ("False", "NotApplied")
-    assert "not encrypted" in tls["message"]
-    assert (find(on["conditions"], "Ready") or {}).get("status") == "True"
+    assert (tls["status"], tls["reason"]) == ("True", "Enabled")
+    assert f"Secret {NAME}-ray-ca" in tls["message"]
+    waiting = compute_status(_input(ready_cluster(), spec))
+    assert ((find(waiting["conditions"], "TLS") or {}).get("status")) == "False"
+    assert (find(waiting["conditions"], "Ready") or {}).get("status") == "True"
     off = compute_status(_input(ready_cluster(), sample_spec(autoscaler_desired_workers=WORKERS, enable_tls=False)))
     assert find(off["conditions"], "TLS") is None
     assert (find(off["conditions"], "Ready") or {}).get("status") == "True"

@@ -15,6 +15,8 @@ from pydantic import ValidationError
 from vmray_operator import metrics
 from vmray_operator.api.models import VMRayClusterSpec
 from vmray_operator.config import Settings
+from vmray_operator.controller.certifier import Certifier
+from vmray_operator.controller.errors import NameTaken
 from vmray_operator.controller.rayprobe import RayProber
 from vmray_operator.controller.stores import Key, Stores
 from vmray_operator.kube import resources as r
@@ -28,7 +30,7 @@ from vmray_operator.reconcile.observed import controlled_by, issued_token, load_
 from vmray_operator.reconcile.plan import Action, Create, Delete, Drain, Kind, Update, deletion_plan, draining, plan
 from vmray_operator.reconcile.rollout import rollout
 from vmray_operator.reconcile.status import PROGRESS_REASONS, StatusInput, compute_status, progress_only
-from vmray_operator.render import identity, names
+from vmray_operator.render import identity, names, tls
 from vmray_operator.render.context import RAY_DASHBOARD_PORT, ClusterContext, OperatorDefaults
 from vmray_operator.render.desired import desired_state
 
@@ -52,10 +54,6 @@ class StatusWrite:
     status: Body
     older: frozenset[str]  # resourceVersions of the cluster that this write supersedes
     result: str  # the resourceVersion this write made
-
-
-class NameTaken(Exception):
-    """An object the cluster needs exists under another owner (ownerReferences)."""
 
 
 def random_suffix() -> str:
@@ -91,6 +89,7 @@ class Reconciler:
         self.clock = clock
         self.suffix = suffix
         self.prerequisites = PrerequisiteChecker(kube, vmop_version)
+        self.certifier = Certifier(kube)
         self._status_written: dict[Key, StatusWrite] = {}
         self._resources = {
             Kind.VM: r.VIRTUAL_MACHINES.at_version(vmop_version),
@@ -107,6 +106,7 @@ class Reconciler:
         body = self.stores.cluster(key)
         if body is None:
             self._status_written.pop(key, None)
+            self.certifier.forget(*key)
             if self.prober:
                 self.prober.forget(key)
             return None
@@ -149,7 +149,7 @@ class Reconciler:
             vmop_api_version=self.vmop_version,
             head_address=load_balancer_ip(observed.service),
             defaults=OperatorDefaults(self.settings.api_server_location, self.settings.api_server_ca_cert),
-            autoscaler_token=issued_token(observed.secrets.get(identity.token_secret_name(name))),
+            cluster_token=issued_token(observed.secrets.get(identity.token_secret_name(name))),
             created_by=body["metadata"]["labels"].get(names.CREATED_BY_LABEL),
             password_hash=referenced.password_hash,
             registry_credentials=referenced.registry,
@@ -172,6 +172,10 @@ class Reconciler:
                     a for a in actions if not (a.kind is Kind.VM and (isinstance(a, Create) or a.name == step.start))
                 ]
         await self._apply(body, actions)
+        tls_ca = None
+        if spec.enable_tls and not referenced.missing:
+            await self.certifier.ensure(ctx, observed, names.head_vm_name(name, ctx.nounce))
+            tls_ca = tls.ca_secret_name(name)
         status = compute_status(
             StatusInput(
                 spec=spec,
@@ -185,6 +189,7 @@ class Reconciler:
                 probe_ray=self.prober is not None,
                 ray=ray_view,
                 outdated=list(step.outdated),
+                tls_ca=tls_ca,
             )
         )
         deferred = await self._write_status(key, body, status)

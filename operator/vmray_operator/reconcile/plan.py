@@ -7,11 +7,11 @@ import enum
 from dataclasses import dataclass
 from typing import Any
 
-from vmray_operator.reconcile.observed import Body, Observed, is_deleting
+from vmray_operator.reconcile.observed import Body, Observed, is_deleting, role
 from vmray_operator.reconcile.rollout import rollout
 from vmray_operator.render.desired import DesiredState
 from vmray_operator.render.identity import SERVICE_ACCOUNT_TOKEN_TYPE
-from vmray_operator.render.names import ANNOTATION_DRAIN_STARTED
+from vmray_operator.render.names import ANNOTATION_DRAIN_STARTED, ROLE_TLS
 from vmray_operator.render.objects import USER_DATA_KEY
 
 
@@ -76,7 +76,7 @@ def _identity_actions(desired: DesiredState, observed: Observed) -> list[Action]
     wanted = desired.token_secret
     if wanted is None:
         return [
-            Delete(Kind.TOKEN_SECRET, name, _uid(secret), "the head runs no autoscaler")
+            Delete(Kind.TOKEN_SECRET, name, _uid(secret), "the cluster needs no ServiceAccount")
             for name, secret in sorted(observed.secrets.items())
             if secret.get("type") == SERVICE_ACCOUNT_TOKEN_TYPE and not is_deleting(secret)
         ]
@@ -184,6 +184,8 @@ def plan(desired: DesiredState, observed: Observed, drain: Drain) -> list[Action
     for name, secret in sorted(observed.secrets.items()):
         if secret.get("type") == SERVICE_ACCOUNT_TOKEN_TYPE:
             continue  # the identity's, see _identity_actions
+        if role(secret) == ROLE_TLS:
+            continue  # the CA and the nodes' certificates, kept by the operator's certifier
         if name not in desired.secrets and name not in referenced:
             actions.append(Delete(Kind.SECRET, name, _uid(secret), "no node of its type is wanted"))
     return actions

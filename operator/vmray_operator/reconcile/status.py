@@ -139,6 +139,7 @@ class StatusInput:
     probe_ray: bool = False  # whether Ray's own view decides readiness
     ray: RayView | None = None  # Ray's view, when probed
     outdated: list[str] = field(default_factory=list)  # VMs waiting to be replaced, in the order they go
+    tls_ca: str | None = None  # with enable_tls: the CA Secret, once the nodes' certificates are being issued
 
 
 def _ladder(
@@ -300,15 +301,17 @@ def _up_to_date_condition(conditions: list[Condition], inp: StatusInput) -> list
 
 
 def _tls_condition(conditions: list[Condition], inp: StatusInput) -> list[Condition]:
-    """TLS: says plainly that enable_tls is not applied yet, rather than letting users assume it is.
-    Not part of Ready."""
+    """TLS: whether Ray's traffic between this cluster's nodes is mutual TLS. Not part of Ready."""
     if not inp.spec.enable_tls:
         return [c for c in conditions if c["type"] != "TLS"]
+    if inp.tls_ca is None:
+        message = "the cluster's CA is made once the cluster's dependencies exist"
+        return _ladder(conditions, "TLS", False, "WaitingForDependencies", message, inp)
     message = (
-        "enable_tls is accepted but Ray's mutual TLS is not applied yet: traffic between this cluster's Ray "
-        "nodes is not encrypted"
+        f"Ray's traffic between nodes is mutual TLS: each node's certificate is issued by the cluster's CA "
+        f"(Secret {inp.tls_ca}) for the node's address once it has one, and fetched by the node before Ray starts"
     )
-    return _ladder(conditions, "TLS", False, "NotApplied", message, inp)
+    return _ladder(conditions, "TLS", True, "Enabled", message, inp)
 
 
 def _ray_condition(conditions: list[Condition], inp: StatusInput, lb_ip: str | None) -> list[Condition]:

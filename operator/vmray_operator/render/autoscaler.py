@@ -7,6 +7,7 @@ VMs whose configuration changed (disable_launch_config_check)."""
 
 from __future__ import annotations
 
+from functools import cache
 from importlib import resources
 from typing import Any
 
@@ -67,11 +68,12 @@ def autoscaler_config(ctx: ClusterContext) -> dict[str, Any]:
     }
 
 
-def autoscaler_env(ctx: ClusterContext) -> str:
-    """The environment file of the head's Ray container: the token Ray's vSphere provider reads."""
-    if ctx.autoscaler_token is None:
-        raise ValueError("the autoscaler's token is not issued yet")
-    return f"SVC_ACCOUNT_TOKEN={ctx.autoscaler_token}\n"
+def token_env(ctx: ClusterContext) -> str:
+    """The environment file of a node's Ray container: the token Ray's vSphere provider (and the TLS fetch)
+    reads."""
+    if ctx.cluster_token is None:
+        raise ValueError("the cluster's token is not issued yet")
+    return f"SVC_ACCOUNT_TOKEN={ctx.cluster_token}\n"
 
 
 def config_map_name(cluster: str) -> str:
@@ -93,6 +95,7 @@ def config_map(ctx: ClusterContext) -> Body:
     }
 
 
+@cache  # read once: a VM's bootstrap must not change because a file changed under a running operator
 def config_sync_program() -> str:
     """The program that keeps the head's config equal to the ConfigMap (it runs on the head VM)."""
     return resources.files("vmray_operator.guest").joinpath("autoscaler_config_sync.py").read_text()

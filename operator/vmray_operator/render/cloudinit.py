@@ -10,15 +10,17 @@ from typing import Any
 import jinja2
 import yaml
 
-from vmray_operator.render.autoscaler import autoscaler_env, config_sync_program, config_text
+from vmray_operator.render import tls
+from vmray_operator.render.autoscaler import config_sync_program, config_text, token_env
 from vmray_operator.render.context import ClusterContext
 from vmray_operator.render.guest_paths import (
     API_SERVER_CA,
     AUTOSCALER_CONFIG,
     AUTOSCALER_CONFIG_SYNC,
-    AUTOSCALER_ENV,
     GUEST_DIR,
     NODE_FILE,
+    TLS_FETCH,
+    TOKEN_ENV,
 )
 from vmray_operator.render.names import ROLE_HEAD
 from vmray_operator.render.ray_node import CONTAINER_NAME, NodeRuntime
@@ -64,17 +66,30 @@ def _container_command(runtime: NodeRuntime) -> str:
 
 
 def _autoscaler_files(ctx: ClusterContext) -> list[dict[str, str]]:
-    files = [
-        {
-            "path": AUTOSCALER_CONFIG,
-            "permissions": "0644",
-            "content": config_text(ctx),
-        },
-        {"path": AUTOSCALER_ENV, "permissions": "0600", "content": autoscaler_env(ctx)},
+    return [
+        {"path": AUTOSCALER_CONFIG, "permissions": "0644", "content": config_text(ctx)},
         {"path": AUTOSCALER_CONFIG_SYNC, "permissions": "0644", "content": config_sync_program()},
     ]
+
+
+def _api_access_files(ctx: ClusterContext, credentials: bool) -> list[dict[str, str]]:
+    """What a node needs to reach the Supervisor API as the cluster's ServiceAccount: the token (left out of
+    the rollout basis with credentials=False) and the API server's CA."""
+    files = [{"path": TOKEN_ENV, "permissions": "0600", "content": token_env(ctx)}] if credentials else []
     if ctx.api_server_ca_cert:
         files.append({"path": API_SERVER_CA, "permissions": "0644", "content": ctx.api_server_ca_cert})
+    return files
+
+
+def _node_files(ctx: ClusterContext, runtime: NodeRuntime, autoscaler_files: bool) -> list[dict[str, str]]:
+    files: list[dict[str, str]] = []
+    head_autoscaler = runtime.role == ROLE_HEAD and ctx.runs_autoscaler
+    if head_autoscaler and autoscaler_files:
+        files += _autoscaler_files(ctx)
+    if ctx.node_uses_token(runtime.role):
+        files += _api_access_files(ctx, credentials=autoscaler_files)
+    if ctx.spec.enable_tls:
+        files.append({"path": TLS_FETCH, "permissions": "0644", "content": tls.fetch_program()})
     return files
 
 
@@ -101,7 +116,7 @@ def cloud_config(ctx: ClusterContext, runtime: NodeRuntime, autoscaler_files: bo
         "users": ["default", user],
         "write_files": [
             {"path": NODE_FILE, "permissions": "0644", "content": runtime.to_json() + "\n"},
-            *(_autoscaler_files(ctx) if autoscaler_files and runtime.role == ROLE_HEAD and ctx.runs_autoscaler else []),
+            *_node_files(ctx, runtime, autoscaler_files),
             *_registry_files(ctx),
             {
                 "path": "/etc/vmray/initialize.sh",
@@ -162,5 +177,6 @@ def user_data(ctx: ClusterContext, runtime: NodeRuntime, autoscaler_files: bool 
 
 def rollout_basis(ctx: ClusterContext, runtime: NodeRuntime) -> str:
     """What decides whether a VM runs the current spec: its user-data without the head autoscaler's config
-    and token. Scaling limits change often and must not replace the head (that restarts the Ray cluster)."""
+    and the cluster's token. Scaling limits change often and must not replace the head (that restarts the
+    Ray cluster)."""
     return user_data(ctx, runtime, autoscaler_files=False)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from vmray_operator.api.models import VMRayClusterSpec
+from vmray_operator.render.names import ROLE_HEAD
 from vmray_operator.render.registry import RegistryCredentials
 
 RAY_DASHBOARD_PORT = 8265
@@ -29,7 +30,7 @@ class ClusterContext:
     vmop_api_version: str
     head_address: str | None = None  # the head service's load balancer address, once known
     defaults: OperatorDefaults = field(default_factory=OperatorDefaults)
-    autoscaler_token: str | None = None  # the head autoscaler's ServiceAccount token, once issued
+    cluster_token: str | None = None  # the cluster ServiceAccount's token (see has_identity), once issued
     created_by: str | None = None  # the cluster's vmray.io/created-by label ("ray-cli" for `ray up`)
     password_hash: str | None = None  # from vm_password_secret, read by the caller
     registry_credentials: RegistryCredentials | None = None  # from docker_config.auth_secret_name
@@ -43,6 +44,16 @@ class ClusterContext:
         """Whether the head runs Ray's autoscaler from the operator's config. A cluster made by `ray up`
         gets its autoscaler from Ray's own launcher instead."""
         return self.spec.autoscaling.enabled and self.created_by != "ray-cli"
+
+    @property
+    def has_identity(self) -> bool:
+        """Whether the cluster gets a ServiceAccount: for the head's autoscaler, and for every node to fetch its
+        TLS certificate."""
+        return self.runs_autoscaler or self.spec.enable_tls
+
+    def node_uses_token(self, role: str) -> bool:
+        """Whether a node of this role gets the cluster's token in its cloud-init."""
+        return self.spec.enable_tls or (role == ROLE_HEAD and self.runs_autoscaler)
 
     @property
     def api_server_location(self) -> str:

@@ -1,5 +1,7 @@
-"""The head autoscaler's identity: a ServiceAccount per cluster, a Role that reaches only this cluster and
-its head service, and a token Secret.
+"""The cluster's identity: a ServiceAccount per cluster, a Role that reaches only this cluster's own objects,
+and a token Secret. The head's autoscaler uses it to scale the cluster; with TLS, every node uses it to read
+its own certificate. (Ray runs any node's code on any other node, so the nodes of one cluster are one trust
+domain; the token reaches nothing of another cluster.)
 
 The token is a ServiceAccount token Secret, not a TokenRequest: cloud-init hands it to the head once, at
 first boot, so a token that expires would stop the autoscaler silently some day. This token lives exactly as
@@ -7,10 +9,13 @@ long as the ServiceAccount, which the cluster owns: it dies with the cluster."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from vmray_operator.render import names
 from vmray_operator.render.autoscaler import config_map_name
 from vmray_operator.render.context import ClusterContext
 from vmray_operator.render.objects import Body, metadata
+from vmray_operator.render.tls import certificates_secret_name
 
 TOKEN_KEY = "token"
 SERVICE_ACCOUNT_TOKEN_TYPE = "kubernetes.io/service-account-token"
@@ -39,33 +44,49 @@ def service_account(ctx: ClusterContext) -> Body:
 
 def role(ctx: ClusterContext) -> Body:
     """What Ray's vSphere provider does with the API: read and patch its own VMRayCluster, read the head's
-    VirtualMachineService; and the head's config sync reads the autoscaler's ConfigMap. Nothing else, and
-    nothing of any other cluster."""
+    VirtualMachineService; the head's config sync reads the autoscaler's ConfigMap; with TLS, nodes read the
+    certificates Secret (never the CA's). Nothing else, and nothing of any other cluster."""
+    rules: list[dict[str, Any]] = []
+    if ctx.runs_autoscaler:
+        rules += _autoscaler_rules(ctx)
+    if ctx.spec.enable_tls:
+        rules.append(
+            {
+                "apiGroups": [""],
+                "resources": ["secrets"],
+                "resourceNames": [certificates_secret_name(ctx.name)],
+                "verbs": ["get"],
+            }
+        )
     return {
         "apiVersion": "rbac.authorization.k8s.io/v1",
         "kind": "Role",
         "metadata": metadata(ctx, service_account_name(ctx.name), _labels(ctx)),
-        "rules": [
-            {
-                "apiGroups": ["vmray.broadcom.com"],
-                "resources": ["vmrayclusters"],
-                "resourceNames": [ctx.name],
-                "verbs": ["get", "patch"],
-            },
-            {
-                "apiGroups": ["vmoperator.vmware.com"],
-                "resources": ["virtualmachineservices"],
-                "resourceNames": [names.head_vm_name(ctx.name, ctx.nounce)],
-                "verbs": ["get"],
-            },
-            {
-                "apiGroups": [""],
-                "resources": ["configmaps"],
-                "resourceNames": [config_map_name(ctx.name)],
-                "verbs": ["get"],
-            },
-        ],
+        "rules": rules,
     }
+
+
+def _autoscaler_rules(ctx: ClusterContext) -> list[dict[str, Any]]:
+    return [
+        {
+            "apiGroups": ["vmray.broadcom.com"],
+            "resources": ["vmrayclusters"],
+            "resourceNames": [ctx.name],
+            "verbs": ["get", "patch"],
+        },
+        {
+            "apiGroups": ["vmoperator.vmware.com"],
+            "resources": ["virtualmachineservices"],
+            "resourceNames": [names.head_vm_name(ctx.name, ctx.nounce)],
+            "verbs": ["get"],
+        },
+        {
+            "apiGroups": [""],
+            "resources": ["configmaps"],
+            "resourceNames": [config_map_name(ctx.name)],
+            "verbs": ["get"],
+        },
+    ]
 
 
 def role_binding(ctx: ClusterContext) -> Body:

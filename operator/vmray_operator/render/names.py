@@ -19,6 +19,7 @@ ANNOTATION_DRAIN_STARTED = "vmray.broadcom.com/drain-started"
 ROLE_HEAD = "head"
 ROLE_WORKER = "worker"
 ROLE_AUTOSCALER = "autoscaler"  # the head autoscaler's ServiceAccount, Role, RoleBinding and token
+ROLE_TLS = "tls"  # the cluster's Ray CA and its nodes' certificates
 SUFFIX_LENGTH = 8
 SUFFIX_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789"
 

@@ -6,12 +6,14 @@ simulator reads to start the node) and as the shell script systemd runs on a rea
 from __future__ import annotations
 
 import json
+import shlex
 from dataclasses import asdict, dataclass
 
 from vmray_operator.api.models import NodeType
+from vmray_operator.render import tls
 from vmray_operator.render.autoscaler import config_sync_command
 from vmray_operator.render.context import RAY_CLIENT_PORT, RAY_DASHBOARD_PORT, ClusterContext
-from vmray_operator.render.guest_paths import AUTOSCALER_CONFIG, AUTOSCALER_ENV, LIVE_AUTOSCALER_CONFIG
+from vmray_operator.render.guest_paths import AUTOSCALER_CONFIG, LIVE_AUTOSCALER_CONFIG, TOKEN_ENV
 from vmray_operator.render.names import ROLE_HEAD
 from vmray_operator.render.resources import gpus, ray_resources
 
@@ -100,7 +102,11 @@ def node_runtime(ctx: ClusterContext, role: str, node_type_name: str) -> NodeRun
     env_files: list[str] = []
     if role == ROLE_HEAD and ctx.runs_autoscaler:
         env["VMSERVICE_CRD_VER"] = ctx.vmop_api_version  # the version Ray's provider reads the head service at
-        env_files.append(AUTOSCALER_ENV)
+    if ctx.node_uses_token(role):
+        env_files.append(TOKEN_ENV)
+    if ctx.spec.enable_tls:
+        env.update(tls.ray_tls_env())
+        setup.insert(0, shlex.join(tls.fetch_command(ctx)))  # Ray cannot start without the node's certificate
     return NodeRuntime(
         role=role,
         cluster=ctx.name,

@@ -1,0 +1,94 @@
+"""Ray's mutual TLS for a cluster: where the CA and the nodes' certificates are kept, and how a node gets its
+own before Ray starts.
+
+The operator holds the cluster's CA in one Secret that no VM can read. Once a VM has an address, the operator
+issues that node a certificate for it (the head's also names the load balancer address workers reach its GCS
+at) into a second Secret, keyed by address. The node reads its own entry with the cluster's ServiceAccount
+token at boot; the CA's private key never leaves the operator."""
+
+from __future__ import annotations
+
+from functools import cache
+from importlib import resources
+
+from vmray_operator.render import names
+from vmray_operator.render.context import ClusterContext
+from vmray_operator.render.guest_paths import API_SERVER_CA, TLS_DIR, TLS_FETCH
+from vmray_operator.render.objects import Body, metadata
+
+CA_CERT_KEY = "ca.crt"
+CA_KEY_KEY = "ca.key"
+# Addresses every node's certificate names: Ray's processes on a node also reach each other over loopback.
+LOCAL_IPS = ("127.0.0.1",)
+LOCAL_NAMES = ("localhost",)
+
+
+def ca_secret_name(cluster: str) -> str:
+    return f"{cluster}-ray-ca"
+
+
+def certificates_secret_name(cluster: str) -> str:
+    # not "<cluster>-tls": Ray's vSphere provider tries to create that one from the head's own certificate
+    return f"{cluster}-ray-tls"
+
+
+def cert_key(address: str) -> str:
+    return f"{address}.crt"
+
+
+def key_key(address: str) -> str:
+    return f"{address}.key"
+
+
+def sans_key(address: str) -> str:
+    """The addresses a node's certificate was issued for, comma-separated: whether it must be issued again."""
+    return f"{address}.sans"
+
+
+def _secret(ctx: ClusterContext, name: str, string_data: dict[str, str]) -> Body:
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "Opaque",
+        "metadata": metadata(ctx, name, names.labels(ctx.name, names.ROLE_TLS)),
+        "stringData": string_data,
+    }
+
+
+def ca_secret(ctx: ClusterContext, cert_pem: str, key_pem: str) -> Body:
+    return _secret(ctx, ca_secret_name(ctx.name), {CA_CERT_KEY: cert_pem, CA_KEY_KEY: key_pem})
+
+
+def certificates_secret(ctx: ClusterContext, ca_cert_pem: str) -> Body:
+    """Starts with the CA's certificate only; node entries are added as VMs get addresses."""
+    return _secret(ctx, certificates_secret_name(ctx.name), {CA_CERT_KEY: ca_cert_pem})
+
+
+def ray_tls_env() -> dict[str, str]:
+    """What makes every Ray process of a node (GCS, raylets, workers, drivers, the autoscaler) speak TLS."""
+    return {
+        "RAY_USE_TLS": "1",
+        "RAY_TLS_SERVER_CERT": f"{TLS_DIR}/node.crt",
+        "RAY_TLS_SERVER_KEY": f"{TLS_DIR}/node.key",
+        "RAY_TLS_CA_CERT": f"{TLS_DIR}/ca.crt",
+    }
+
+
+@cache  # read once, as config_sync_program
+def fetch_program() -> str:
+    return resources.files("vmray_operator.guest").joinpath("tls_fetch.py").read_text()
+
+
+def fetch_command(ctx: ClusterContext) -> list[str]:
+    """Run first in the node's container: waits for the node's certificate, writes it to TLS_DIR."""
+    command = [
+        "python3",
+        TLS_FETCH,
+        f"--api-server={ctx.api_server_location}",
+        f"--namespace={ctx.namespace}",
+        f"--secret={certificates_secret_name(ctx.name)}",
+        f"--directory={TLS_DIR}",
+    ]
+    if ctx.api_server_ca_cert:
+        command.append(f"--ca-cert={API_SERVER_CA}")
+    return command
