@@ -30,7 +30,7 @@ from vmray_operator.reconcile.observed import controlled_by, issued_token, load_
 from vmray_operator.reconcile.plan import Action, Create, Delete, Drain, Kind, Update, deletion_plan, draining, plan
 from vmray_operator.reconcile.rollout import rollout
 from vmray_operator.reconcile.status import PROGRESS_REASONS, StatusInput, compute_status, progress_only
-from vmray_operator.render import identity, names, tls
+from vmray_operator.render import identity, names
 from vmray_operator.render.context import RAY_DASHBOARD_PORT, ClusterContext, OperatorDefaults
 from vmray_operator.render.desired import desired_state
 
@@ -172,10 +172,8 @@ class Reconciler:
                     a for a in actions if not (a.kind is Kind.VM and (isinstance(a, Create) or a.name == step.start))
                 ]
         await self._apply(body, actions)
-        tls_ca = None
-        if spec.enable_tls and not referenced.missing:
-            await self.certifier.ensure(ctx, observed, names.head_vm_name(name, ctx.nounce))
-            tls_ca = tls.ca_secret_name(name)
+        certify = spec.enable_tls and not referenced.missing
+        tls_ca = await self.certifier.ensure_ca(ctx, observed) if certify else None
         status = compute_status(
             StatusInput(
                 spec=spec,
@@ -193,6 +191,8 @@ class Reconciler:
             )
         )
         deferred = await self._write_status(key, body, status)
+        if certify:  # after the status: a VM's new address shows without waiting for its certificate
+            await self.certifier.ensure(ctx, observed, names.head_vm_name(name, ctx.nounce))
         if missing:
             return self.settings.dependency_recheck
         again = [t for t in (deferred, DRAIN_POLL if draining(observed) else None) if t is not None]

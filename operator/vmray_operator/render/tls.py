@@ -60,7 +60,8 @@ def ca_secret(ctx: ClusterContext, cert_pem: str, key_pem: str) -> Body:
 
 
 def certificates_secret(ctx: ClusterContext, ca_cert_pem: str) -> Body:
-    """Starts with the CA's certificate only; node entries are added as VMs get addresses."""
+    """The CA's certificate; the caller adds node entries (the first ones at creation, more as VMs get
+    addresses)."""
     return _secret(ctx, certificates_secret_name(ctx.name), {CA_CERT_KEY: ca_cert_pem})
 
 
