@@ -298,7 +298,9 @@ class Simulator:
                 _now(),
             )
             await self._patch_status(self.vms, vm, {"powerState": "PoweredOn", "conditions": conditions})
-            return None
+            # A guest booted again after a simulator restart changes nothing in the status, so no event comes
+            # to step on: go on at once (to hand out an address if it had none).
+            return 0.0 if actual == "PoweredOn" and conditions == status.get("conditions") else None
         if desired == "PoweredOn" and not ip:
             await asyncio.sleep(cfg.ip_delay)
             ip = self.vm_addresses.allocate(_key(vm))
