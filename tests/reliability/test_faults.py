@@ -117,10 +117,10 @@ async def test_a_vm_without_an_address_is_reported_and_recovers(
 
     # The usual simulator again: a restarted simulator boots the VMs' guests again and hands out the
     # addresses it had not (no event comes for them: their status does not change), and Ready follows.
-    async def ready() -> bool:
+    async def cluster_ready() -> bool:
         return (await _condition(kube, namespace, "no-address", "Ready")).get("status") == "True"
 
-    await wait_for(ready, timeout=60, interval=1.0, what="no-address Ready once addresses come")
+    await wait_for(cluster_ready, timeout=60, interval=1.0, what="no-address Ready once addresses come")
     assert operator_process.alive
     assert not operator_process.tracebacks()
 

@@ -18,6 +18,7 @@ from vmray_operator.config import Settings
 from vmray_operator.controller.certifier import Certifier
 from vmray_operator.controller.errors import NameTaken
 from vmray_operator.controller.rayprobe import RayProber
+from vmray_operator.controller.recent import RecentCreations
 from vmray_operator.controller.stores import Key, Stores
 from vmray_operator.kube import resources as r
 from vmray_operator.kube.client import Body, Conflict, Kube, NotFound
@@ -90,6 +91,7 @@ class Reconciler:
         self.suffix = suffix
         self.prerequisites = PrerequisiteChecker(kube, vmop_version)
         self.certifier = Certifier(kube)
+        self.recent = RecentCreations()
         self._status_written: dict[Key, StatusWrite] = {}
         self._resources = {
             Kind.VM: r.VIRTUAL_MACHINES.at_version(vmop_version),
@@ -107,6 +109,7 @@ class Reconciler:
         if body is None:
             self._status_written.pop(key, None)
             self.certifier.forget(*key)
+            self.recent.forget(key)
             if self.prober:
                 self.prober.forget(key)
             return None
@@ -171,6 +174,7 @@ class Reconciler:
                 actions = [
                     a for a in actions if not (a.kind is Kind.VM and (isinstance(a, Create) or a.name == step.start))
                 ]
+        actions, recheck = self.recent.without_recent(key, body["metadata"]["uid"], actions, observed)
         await self._apply(body, actions)
         certify = spec.enable_tls and not referenced.missing
         tls_ca = await self.certifier.ensure_ca(ctx, observed) if certify else None
@@ -195,7 +199,7 @@ class Reconciler:
             await self.certifier.ensure(ctx, observed, names.head_vm_name(name, ctx.nounce))
         if missing:
             return self.settings.dependency_recheck
-        again = [t for t in (deferred, DRAIN_POLL if draining(observed) else None) if t is not None]
+        again = [t for t in (deferred, recheck, DRAIN_POLL if draining(observed) else None) if t is not None]
         return min(again) if again else None
 
     async def _finalize(self, key: Key, body: Body, spec: VMRayClusterSpec) -> float | None:
@@ -251,6 +255,8 @@ class Reconciler:
                 if errors:
                     raise errors[0]
         finally:
+            meta = cluster["metadata"]
+            self.recent.record((meta["namespace"], meta["name"]), meta["uid"], done)
             self._announce(cluster, [a for a in done if isinstance(a, Create)], "Created", "created")
             self._announce(cluster, [a for a in done if isinstance(a, Delete)], "Deleting", "deleting")
 

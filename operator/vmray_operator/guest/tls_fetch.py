@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--secret", required=True)
     parser.add_argument("--directory", type=Path, required=True)
     parser.add_argument("--address", help="the node's address; by default the one it reaches the API server from")
-    parser.add_argument("--interval", type=float, default=2.0)
+    parser.add_argument("--interval", type=float, default=1.0)
     parser.add_argument("--timeout", type=float, default=900.0)
     args = parser.parse_args(argv)
 
