@@ -7,10 +7,11 @@ import datetime
 import logging
 
 from vmray_operator import certificates
-from vmray_operator.controller.errors import NameTaken
+from vmray_operator.controller.own_writes import OwnWrites, version
+from vmray_operator.controller.ownership import NameTaken, create_owned
 from vmray_operator.kube import resources as r
-from vmray_operator.kube.client import Body, Conflict, Kube
-from vmray_operator.reconcile.observed import Observed, controlled_by, secret_value
+from vmray_operator.kube.client import Body, Kube
+from vmray_operator.reconcile.observed import Observed, secret_value
 from vmray_operator.reconcile.tls import CertificateChanges, certificate_changes, wanted_certificates
 from vmray_operator.render import tls
 from vmray_operator.render.context import ClusterContext
@@ -24,30 +25,22 @@ NODE_VALIDITY = datetime.timedelta(days=825)
 class Certifier:
     def __init__(self, kube: Kube) -> None:
         self.kube = kube
-        # Per Secret: what this certifier's last create or patch made, and the versions of the Secret it
-        # supersedes ("" for none). While the watch still shows one of those, what was made is what is held.
-        self._made: dict[tuple[str, str], tuple[frozenset[str], Body]] = {}
+        self._written: OwnWrites[Body] = OwnWrites()  # the Secrets this certifier made or patched, by name
 
     def forget(self, namespace: str, cluster: str) -> None:
         for name in (tls.ca_secret_name(cluster), tls.certificates_secret_name(cluster)):
-            self._made.pop((namespace, name), None)
+            self._written.forget((namespace, name))
 
     def _held(self, ctx: ClusterContext, name: str, observed: Observed) -> Body | None:
         """The Secret as the API server holds it, as far as this operator knows."""
         current = observed.secrets.get(name)
-        made = self._made.get((ctx.namespace, name))
-        if made is None or not controlled_by(made[1], ctx.uid):  # nothing made, or for a deleted namesake
-            return current
-        version = str((current or {}).get("metadata", {}).get("resourceVersion", ""))
-        return made[1] if version in made[0] else current
+        held = self._written.held((ctx.namespace, name), ctx.uid, version(current))
+        return held if held is not None else current
 
-    def _remember(self, namespace: str, name: str, based_on: Body | None, result: Body) -> None:
-        version = str((based_on or {}).get("metadata", {}).get("resourceVersion", ""))
-        earlier = self._made.get((namespace, name))
-        superseded = {version}
-        if earlier is not None and earlier[1] is based_on:  # based on an earlier write the watch has not shown
-            superseded |= earlier[0]
-        self._made[(namespace, name)] = (frozenset(superseded), result)
+    def _record(self, ctx: ClusterContext, name: str, observed: Observed, result: Body) -> None:
+        self._written.record(
+            (ctx.namespace, name), ctx.uid, version(observed.secrets.get(name)), result, version(result)
+        )
 
     async def ensure_ca(self, ctx: ClusterContext, observed: Observed) -> str:
         """Makes the cluster's CA if it has none; its Secret's name."""
@@ -67,7 +60,7 @@ class Certifier:
                 return
             body = tls.certificates_secret(ctx, ca.cert_pem)
             body["stringData"].update(self._issue(ctx, ca, first))
-            current, created = await self._create(ctx, body)
+            current, created = await self._create(ctx, body, observed)
             if created:
                 self._log_issued(ctx, first)
                 return
@@ -80,7 +73,7 @@ class Certifier:
                 key: None for a in changes.drop for key in (tls.cert_key(a), tls.key_key(a), tls.sans_key(a))
             }
         result = await self.kube.patch(r.SECRETS, name, patch, ctx.namespace)
-        self._remember(ctx.namespace, name, current, result)
+        self._record(ctx, name, observed, result)
         self._log_issued(ctx, changes)
 
     def _issue(self, ctx: ClusterContext, ca: certificates.KeyPair, changes: CertificateChanges) -> dict[str, str]:
@@ -109,24 +102,19 @@ class Certifier:
         secret = self._held(ctx, tls.ca_secret_name(ctx.name), observed)
         if secret is None:
             pair = certificates.new_ca(f"{ctx.namespace}/{ctx.name} ray ca", CA_VALIDITY)
-            secret, _ = await self._create(ctx, tls.ca_secret(ctx, pair.cert_pem, pair.key_pem))
+            secret, _ = await self._create(ctx, tls.ca_secret(ctx, pair.cert_pem, pair.key_pem), observed)
         cert, key = secret_value(secret, tls.CA_CERT_KEY), secret_value(secret, tls.CA_KEY_KEY)
         if not cert or not key:
             raise ValueError(f"Secret {ctx.namespace}/{tls.ca_secret_name(ctx.name)} holds no CA certificate and key")
         return certificates.KeyPair(cert, key)
 
-    async def _create(self, ctx: ClusterContext, body: Body) -> tuple[Body, bool]:
+    async def _create(self, ctx: ClusterContext, body: Body, observed: Observed) -> tuple[Body, bool]:
         """Creates the Secret (True), or reads the one an earlier run made before its watch event arrived."""
         name = str(body["metadata"]["name"])
-        try:
-            created = await self.kube.create(r.SECRETS, body, ctx.namespace)
+        made, created = await create_owned(self.kube, r.SECRETS, body, ctx.namespace, ctx.uid)
+        if made is None:
+            raise NameTaken(f"Secret {ctx.namespace}/{name} went away while being made")
+        if created:
             log.info("created Secret %s/%s", ctx.namespace, name)
-            self._remember(ctx.namespace, name, None, created)
-            return created, True
-        except Conflict as error:
-            if not error.already_exists:
-                raise
-        existing = await self.kube.get(r.SECRETS, name, ctx.namespace)
-        if existing is None or not controlled_by(existing, ctx.uid):
-            raise NameTaken(f"Secret {ctx.namespace}/{name} belongs to another owner")
-        return existing, False
+            self._record(ctx, name, observed, made)
+        return made, created

@@ -8,7 +8,6 @@ import logging
 import secrets
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from pydantic import ValidationError
 
@@ -16,7 +15,8 @@ from vmray_operator import metrics
 from vmray_operator.api.models import VMRayClusterSpec
 from vmray_operator.config import Settings
 from vmray_operator.controller.certifier import Certifier
-from vmray_operator.controller.errors import NameTaken
+from vmray_operator.controller.own_writes import OwnWrites, version
+from vmray_operator.controller.ownership import NameTaken, create_owned
 from vmray_operator.controller.rayprobe import RayProber
 from vmray_operator.controller.recent import RecentCreations
 from vmray_operator.controller.stores import Key, Stores
@@ -27,7 +27,7 @@ from vmray_operator.kube.prerequisites import PrerequisiteChecker
 from vmray_operator.reconcile.adoption import adoption_patch
 from vmray_operator.reconcile.conditions import find
 from vmray_operator.reconcile.diff import merge_patch
-from vmray_operator.reconcile.observed import controlled_by, issued_token, load_balancer_ip
+from vmray_operator.reconcile.observed import issued_token, load_balancer_ip
 from vmray_operator.reconcile.plan import Action, Create, Delete, Drain, Kind, Update, deletion_plan, draining, plan
 from vmray_operator.reconcile.rollout import rollout
 from vmray_operator.reconcile.status import PROGRESS_REASONS, StatusInput, compute_status, progress_only
@@ -43,18 +43,6 @@ NAME_TAKEN_RECHECK = 2.0  # seconds between looks at an object name another owne
 # seconds have passed since the cluster's last status write, or earlier with the next news (a VM created,
 # an IP, a VM or Ray running, a failure), which is always written at once.
 PROGRESS_WRITE_INTERVAL = 5.0
-
-
-@dataclass(frozen=True)
-class StatusWrite:
-    """The last status this operator wrote for a cluster. While the watch still shows a version of the
-    cluster from before that write (the one it was computed from, or an earlier write's result), that
-    status is what the API server has."""
-
-    at: float  # time.monotonic()
-    status: Body
-    older: frozenset[str]  # resourceVersions of the cluster that this write supersedes
-    result: str  # the resourceVersion this write made
 
 
 def random_suffix() -> str:
@@ -92,7 +80,7 @@ class Reconciler:
         self.prerequisites = PrerequisiteChecker(kube, vmop_version)
         self.certifier = Certifier(kube)
         self.recent = RecentCreations()
-        self._status_written: dict[Key, StatusWrite] = {}
+        self._status_written: OwnWrites[Body] = OwnWrites()  # by cluster
         self._resources = {
             Kind.VM: r.VIRTUAL_MACHINES.at_version(vmop_version),
             Kind.SERVICE: r.VIRTUAL_MACHINE_SERVICES.at_version(vmop_version),
@@ -107,7 +95,7 @@ class Reconciler:
     async def reconcile(self, key: Key) -> float | None:
         body = self.stores.cluster(key)
         if body is None:
-            self._status_written.pop(key, None)
+            self._status_written.forget(key)
             self.certifier.forget(*key)
             self.recent.forget(key)
             if self.prober:
@@ -281,17 +269,10 @@ class Reconciler:
         namespace = cluster["metadata"]["namespace"]
         resource = self._resources[action.kind]
         if isinstance(action, Create):
-            try:
-                await self.kube.create(resource, action.body, namespace)
-            except Conflict as error:
-                if not error.already_exists:
-                    raise
-                existing = await self.kube.get(resource, action.name, namespace)
-                if existing is not None and not controlled_by(existing, cluster["metadata"]["uid"]):
-                    raise NameTaken(f"{action.kind.value} {namespace}/{action.name} belongs to another owner") from None
-                return False  # made by an earlier run whose event has not arrived yet: nothing to do
-            log.info("created %s %s/%s", action.kind.value, namespace, action.name)
-            return True
+            _, created = await create_owned(self.kube, resource, action.body, namespace, cluster["metadata"]["uid"])
+            if created:
+                log.info("created %s %s/%s", action.kind.value, namespace, action.name)
+            return created
         if isinstance(action, Update):
             await self.kube.patch(resource, action.name, action.patch, namespace)
             log.info("updated %s %s/%s", action.kind.value, namespace, action.name)
@@ -304,10 +285,8 @@ class Reconciler:
     def _previous_status(self, key: Key, body: Body) -> Body:
         """The cluster's status as the API server has it. A reconcile that runs before the watch brings back
         this operator's own last write sees an older cluster: then that write is the status."""
-        written = self._status_written.get(key)
-        if written is not None and body["metadata"].get("resourceVersion") in written.older:
-            return written.status
-        status: Body = body.get("status") or {}
+        held = self._status_written.held(key, body["metadata"]["uid"], version(body))
+        status: Body = held if held is not None else body.get("status") or {}
         return status
 
     async def _write_status(self, key: Key, body: Body, status: Body) -> float | None:
@@ -317,7 +296,7 @@ class Reconciler:
         patch = merge_patch(previous, status)
         if not patch:
             return None
-        written = self._status_written.get(key)
+        written = self._status_written.last(key, meta["uid"])
         since = time.monotonic() - (written.at if written else -PROGRESS_WRITE_INTERVAL)
         if since < PROGRESS_WRITE_INTERVAL and progress_only(previous, status):
             return PROGRESS_WRITE_INTERVAL - since
@@ -327,12 +306,7 @@ class Reconciler:
             )
         except NotFound:
             return None
-        version = str(meta.get("resourceVersion"))
-        older = frozenset({version})
-        if written is not None and version in written.older:  # the watch is more than one write behind
-            older |= written.older | {written.result}
-        made = str((result.get("metadata") or {}).get("resourceVersion", ""))
-        self._status_written[key] = StatusWrite(time.monotonic(), status, older, made)
+        self._status_written.record(key, meta["uid"], version(body), status, version(result))
         await self._announce_transitions(body, previous, status)
         return None
 
