@@ -45,6 +45,14 @@ def load_balancer_ip(service: Body | None) -> str | None:
     return None
 
 
+def vm_address(vm: Body) -> str | None:
+    """The VM's primary IPv4 address as VM Operator reports it; anything but a non-empty string is absent."""
+    status = vm.get("status")
+    network = status.get("network") if isinstance(status, dict) else None
+    address = network.get("primaryIP4") if isinstance(network, dict) else None
+    return address if isinstance(address, str) and address else None
+
+
 def controlled_by(body: Body, uid: str) -> bool:
     """Whether the object's controller (ownerReferences, controller: true) is the object with this uid.
     A cluster's objects are told apart by it from another controller's, or from those of an earlier

@@ -9,7 +9,7 @@ from typing import Any
 from vmray_operator.api.models import VMRayClusterSpec
 from vmray_operator.ray.client import RayView
 from vmray_operator.reconcile.conditions import Condition, find, set_condition
-from vmray_operator.reconcile.observed import Body, Observed, is_deleting, load_balancer_ip
+from vmray_operator.reconcile.observed import Body, Observed, is_deleting, load_balancer_ip, vm_address
 from vmray_operator.render.context import RAY_CLIENT_PORT, RAY_DASHBOARD_PORT
 
 # Reasons of the steps a healthy cluster passes through on its way up (or out): not failures.
@@ -88,7 +88,7 @@ def node_view(vm: Body | None, ray: RayView | None = None, probe_ray: bool = Fal
                 "failure", _text(condition.get("reason")) or type_, _text(condition.get("message")) or type_
             )
     power = _text(status.get("powerState"))
-    ip = _text(_mapping(status.get("network")).get("primaryIP4"))
+    ip = vm_address(vm)
     if not power or (power != "PoweredOn" and not _created(conditions)):
         return NodeView("initialized", "Provisioning", "vSphere is creating the VM", power_state=power)
     if power != "PoweredOn":

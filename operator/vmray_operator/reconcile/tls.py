@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from vmray_operator.reconcile.observed import Body, Observed, is_deleting, load_balancer_ip, secret_value
+from vmray_operator.reconcile.observed import Body, Observed, is_deleting, load_balancer_ip, secret_value, vm_address
 from vmray_operator.render import tls
 
 
@@ -17,20 +17,13 @@ class CertificateChanges:
         return bool(self.issue or self.drop)
 
 
-def _vm_address(vm: Body) -> str | None:
-    status = vm.get("status")
-    network = status.get("network") if isinstance(status, dict) else None
-    address = network.get("primaryIP4") if isinstance(network, dict) else None
-    return address if isinstance(address, str) and address else None
-
-
 def wanted_certificates(observed: Observed, head_name: str) -> dict[str, tuple[str, ...]]:
     """Per node address, what its certificate names: the address itself, loopback, and for the head also
     the load balancer address the workers reach its GCS at (so the head's is issued once that is known)."""
     lb_ip = load_balancer_ip(observed.service)
     wanted: dict[str, tuple[str, ...]] = {}
     for name, vm in sorted(observed.vms.items()):
-        address = _vm_address(vm)
+        address = vm_address(vm)
         if address is None or is_deleting(vm):
             continue
         ips = [address, *tls.LOCAL_IPS]
@@ -67,4 +60,4 @@ def certificate_changes(wanted: dict[str, tuple[str, ...]], secret: Body | None)
 def pending(observed: Observed, head_name: str, secret: Body | None) -> list[str]:
     """The VMs that have an address but no certificate for it yet, by name."""
     missing = set(certificate_changes(wanted_certificates(observed, head_name), secret).issue)
-    return sorted(name for name, vm in observed.vms.items() if _vm_address(vm) in missing)
+    return sorted(name for name, vm in observed.vms.items() if vm_address(vm) in missing)

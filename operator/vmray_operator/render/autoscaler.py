@@ -7,8 +7,6 @@ VMs whose configuration changed (disable_launch_config_check)."""
 
 from __future__ import annotations
 
-from functools import cache
-from importlib import resources
 from typing import Any
 
 import yaml
@@ -21,6 +19,7 @@ from vmray_operator.render.guest_paths import (
     AUTOSCALER_CONFIG_SYNC,
     LIVE_AUTOSCALER_CONFIG,
 )
+from vmray_operator.render.guest_programs import api_command, program_text
 from vmray_operator.render.objects import Body, metadata
 from vmray_operator.render.resources import ray_resources
 
@@ -95,22 +94,15 @@ def config_map(ctx: ClusterContext) -> Body:
     }
 
 
-@cache  # read once: a VM's bootstrap must not change because a file changed under a running operator
 def config_sync_program() -> str:
     """The program that keeps the head's config equal to the ConfigMap (it runs on the head VM)."""
-    return resources.files("vmray_operator.guest").joinpath("autoscaler_config_sync.py").read_text()
+    return program_text("autoscaler_config_sync.py")
 
 
 def config_sync_command(ctx: ClusterContext) -> list[str]:
-    command = [
-        "python3",
+    return api_command(
+        ctx,
         AUTOSCALER_CONFIG_SYNC,
-        f"--initial={AUTOSCALER_CONFIG}",
-        f"--target={LIVE_AUTOSCALER_CONFIG}",
-        f"--api-server={ctx.api_server_location}",
-        f"--namespace={ctx.namespace}",
-        f"--config-map={config_map_name(ctx.name)}",
-    ]
-    if ctx.api_server_ca_cert:
-        command.append(f"--ca-cert={API_SERVER_CA}")
-    return command
+        before=[f"--initial={AUTOSCALER_CONFIG}", f"--target={LIVE_AUTOSCALER_CONFIG}"],
+        after=[f"--config-map={config_map_name(ctx.name)}"],
+    )

@@ -81,19 +81,21 @@ def _api_access_files(ctx: ClusterContext, credentials: bool) -> list[dict[str, 
     return files
 
 
-def _node_files(ctx: ClusterContext, runtime: NodeRuntime, autoscaler_files: bool) -> list[dict[str, str]]:
+def _node_files(ctx: ClusterContext, runtime: NodeRuntime, live_files: bool) -> list[dict[str, str]]:
+    """The node's own files; live_files: with those that change without replacing the VM (the head
+    autoscaler's limits, the cluster's token), which the rollout basis leaves out."""
     files: list[dict[str, str]] = []
     head_autoscaler = runtime.role == ROLE_HEAD and ctx.runs_autoscaler
-    if head_autoscaler and autoscaler_files:
+    if head_autoscaler and live_files:
         files += _autoscaler_files(ctx)
     if ctx.node_uses_token(runtime.role):
-        files += _api_access_files(ctx, credentials=autoscaler_files)
+        files += _api_access_files(ctx, credentials=live_files)
     if ctx.spec.enable_tls:
         files.append({"path": TLS_FETCH, "permissions": "0644", "content": tls.fetch_program()})
     return files
 
 
-def cloud_config(ctx: ClusterContext, runtime: NodeRuntime, autoscaler_files: bool = True) -> dict[str, Any]:
+def cloud_config(ctx: ClusterContext, runtime: NodeRuntime, live_files: bool = True) -> dict[str, Any]:
     common = ctx.spec.common_node_config
     user: dict[str, Any] = {
         "name": common.vm_user,
@@ -116,7 +118,7 @@ def cloud_config(ctx: ClusterContext, runtime: NodeRuntime, autoscaler_files: bo
         "users": ["default", user],
         "write_files": [
             {"path": NODE_FILE, "permissions": "0644", "content": runtime.to_json() + "\n"},
-            *_node_files(ctx, runtime, autoscaler_files),
+            *_node_files(ctx, runtime, live_files),
             *_registry_files(ctx),
             {
                 "path": "/etc/vmray/initialize.sh",
@@ -170,8 +172,8 @@ def _mount_commands(ctx: ClusterContext) -> list[list[str]]:
     return [["mkdir", "-p", storage.mount_path], ["mount", storage.mount_path]]
 
 
-def user_data(ctx: ClusterContext, runtime: NodeRuntime, autoscaler_files: bool = True) -> str:
-    config = cloud_config(ctx, runtime, autoscaler_files)
+def user_data(ctx: ClusterContext, runtime: NodeRuntime, live_files: bool = True) -> str:
+    config = cloud_config(ctx, runtime, live_files)
     return "#cloud-config\n" + yaml.dump(config, Dumper=_Dumper, sort_keys=False, width=1000)
 
 
@@ -179,4 +181,4 @@ def rollout_basis(ctx: ClusterContext, runtime: NodeRuntime) -> str:
     """What decides whether a VM runs the current spec: its user-data without the head autoscaler's config
     and the cluster's token. Scaling limits change often and must not replace the head (that restarts the
     Ray cluster)."""
-    return user_data(ctx, runtime, autoscaler_files=False)
+    return user_data(ctx, runtime, live_files=False)

@@ -8,12 +8,10 @@ token at boot; the CA's private key never leaves the operator."""
 
 from __future__ import annotations
 
-from functools import cache
-from importlib import resources
-
 from vmray_operator.render import names
 from vmray_operator.render.context import ClusterContext
-from vmray_operator.render.guest_paths import API_SERVER_CA, TLS_DIR, TLS_FETCH
+from vmray_operator.render.guest_paths import TLS_DIR, TLS_FETCH
+from vmray_operator.render.guest_programs import api_command, program_text
 from vmray_operator.render.objects import Body, metadata
 
 CA_CERT_KEY = "ca.crt"
@@ -75,21 +73,12 @@ def ray_tls_env() -> dict[str, str]:
     }
 
 
-@cache  # read once, as config_sync_program
 def fetch_program() -> str:
-    return resources.files("vmray_operator.guest").joinpath("tls_fetch.py").read_text()
+    return program_text("tls_fetch.py")
 
 
 def fetch_command(ctx: ClusterContext) -> list[str]:
     """Run first in the node's container: waits for the node's certificate, writes it to TLS_DIR."""
-    command = [
-        "python3",
-        TLS_FETCH,
-        f"--api-server={ctx.api_server_location}",
-        f"--namespace={ctx.namespace}",
-        f"--secret={certificates_secret_name(ctx.name)}",
-        f"--directory={TLS_DIR}",
-    ]
-    if ctx.api_server_ca_cert:
-        command.append(f"--ca-cert={API_SERVER_CA}")
-    return command
+    return api_command(
+        ctx, TLS_FETCH, after=[f"--secret={certificates_secret_name(ctx.name)}", f"--directory={TLS_DIR}"]
+    )
