@@ -1,7 +1,8 @@
 """Asks each cluster's Ray (through its head service) how it is, in the background.
 
 Probing never runs inside a reconcile: one poller per cluster keeps the latest RayView, and wakes the
-cluster's reconcile only when what Ray says has changed. A slow or dead dashboard delays nothing else."""
+cluster's reconcile only when what Ray says has changed. A slow or dead dashboard delays nothing else, and
+nothing a dashboard answers ends its poller."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ from collections.abc import Callable
 import aiohttp
 
 from vmray_operator.controller.stores import Key
-from vmray_operator.ray.client import RayDashboard, RayView
+from vmray_operator.ray.client import RayDashboard
+from vmray_operator.ray.view import RayView, unreachable
 
 log = logging.getLogger("vmray.rayprobe")
 
@@ -23,7 +25,7 @@ def _essence(view: RayView | None) -> object:
     if view is None:
         return None
     nodes = tuple(sorted((n.node_id, n.ip, n.alive, n.is_head) for n in view.nodes))
-    return (view.reachable, view.healthy, view.version, nodes)
+    return (view.reachable, view.healthy, view.version, view.error, nodes)
 
 
 class RayProber:
@@ -51,9 +53,13 @@ class RayProber:
         if dashboard_url is None:
             self.forget(key)
             return
-        if self._urls.get(key) == dashboard_url and key in self._tasks:
+        task = self._tasks.get(key)
+        if self._urls.get(key) == dashboard_url and task is not None and not task.done():
             return
-        self.forget(key)
+        if task is not None and task.done() and not task.cancelled() and task.exception() is not None:
+            log.error("Ray probe of %s had stopped; starting it again", key, exc_info=task.exception())
+        if self._urls.get(key) != dashboard_url:
+            self.forget(key)  # the old view is of another address; a poller restarted in place keeps its view
         self._urls[key] = dashboard_url
         self._tasks[key] = asyncio.create_task(self._poll(key, dashboard_url), name=f"ray-probe-{key}")
 
@@ -64,18 +70,39 @@ class RayProber:
         self._urls.pop(key, None)
         self._views.pop(key, None)
 
-    async def _poll(self, key: Key, url: str) -> None:
+    def _client_session(self) -> aiohttp.ClientSession:
         if self._session is None:
             self._session = aiohttp.ClientSession()
-        dashboard = RayDashboard(self._session, self._timeout)
+        return self._session
+
+    async def _poll(self, key: Key, url: str) -> None:
+        dashboard = RayDashboard(self._client_session(), self._timeout)
+        logged: set[str] = set()  # kinds of unexpected errors already logged for this cluster
+
+        def log_once(error: Exception) -> None:
+            # a fault of the operator, not of Ray: said once per kind, not at every poll
+            if type(error).__name__ not in logged:
+                logged.add(type(error).__name__)
+                log.exception("Ray probe of %s failed; it goes on polling", key)
+
         while True:
-            view = await dashboard.view(url)
-            changed = _essence(view) != _essence(self._views.get(key))
-            self._views[key] = view
-            if changed:
-                self._on_change(key)
+            try:
+                view = await dashboard.view(url)
+            except Exception as error:
+                log_once(error)
+                view = unreachable(f"the operator could not probe Ray ({type(error).__name__})")
+            try:
+                self._record(key, view)
+            except Exception as error:
+                log_once(error)
             steady = view.healthy and all(n.alive for n in view.nodes)
             await asyncio.sleep(self._steady_interval if steady else self._interval)
+
+    def _record(self, key: Key, view: RayView) -> None:
+        changed = _essence(view) != _essence(self._views.get(key))
+        self._views[key] = view
+        if changed:
+            self._on_change(key)
 
     async def stop(self) -> None:
         for key in list(self._tasks):

@@ -1,86 +1,96 @@
-"""Reads a Ray cluster's health and nodes from its dashboard, with a bounded time per request."""
+"""Reads a Ray cluster's health and nodes from its dashboard. Each request is bounded in time and in the bytes
+read, and every outcome, whatever the server does, is a RayView (see view.py for how answers are read)."""
 
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, field
-from typing import Any
 
 import aiohttp
 
+from vmray_operator.ray.view import (
+    NODES_PATH,
+    VERSION_PATH,
+    RayView,
+    refused,
+    unhealthy,
+    unreachable,
+    view_from_answers,
+)
 
-@dataclass(frozen=True)
-class RayNodeInfo:
-    node_id: str
-    ip: str
-    alive: bool
-    is_head: bool
-    resources: dict[str, float] = field(default_factory=dict)
+HEALTH_PATH = "/api/gcs_healthz"
+# A node's row in the listing is a few hundred bytes: 1000 workers and the dead nodes Ray remembers fit well.
+MAX_ANSWER_BYTES = 4 * 1024 * 1024
+_CHUNK = 64 * 1024
 
 
-@dataclass(frozen=True)
-class RayView:
-    """What Ray itself says: reachable or not, and its nodes."""
+class _Answered(Exception):
+    """A request that ended with an answer that is itself the view (too large)."""
 
-    reachable: bool
-    healthy: bool = False
-    version: str | None = None
-    nodes: tuple[RayNodeInfo, ...] = ()
-    error: str | None = None
-
-    def alive_by_ip(self) -> dict[str, RayNodeInfo]:
-        return {n.ip: n for n in self.nodes if n.alive}
-
-    def summary(self) -> dict[str, Any]:
-        alive = [n for n in self.nodes if n.alive]
-        total: dict[str, float] = {}
-        for node in alive:
-            for key, value in node.resources.items():
-                total[key] = total.get(key, 0.0) + value
-        return {
-            "version": self.version,
-            "alive_nodes": len(alive),
-            "cpus": total.get("CPU", 0.0),
-            "gpus": total.get("GPU", 0.0),
-            "memory_bytes": int(total.get("memory", 0.0)),
-        }
+    def __init__(self, view: RayView) -> None:
+        super().__init__(view.error)
+        self.view = view
 
 
 class RayDashboard:
-    def __init__(self, session: aiohttp.ClientSession, timeout: float = 3.0) -> None:
+    def __init__(
+        self, session: aiohttp.ClientSession, timeout: float = 3.0, max_answer_bytes: int = MAX_ANSWER_BYTES
+    ) -> None:
         self._session = session
-        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._timeout = timeout
+        self._max_answer_bytes = max_answer_bytes
 
-    async def _get_json(self, url: str) -> Any:
-        async with self._session.get(url, timeout=self._timeout) as response:
-            response.raise_for_status()
-            return await response.json(content_type=None)
+    async def _get(self, dashboard_url: str, path: str) -> tuple[int, bytes]:
+        """The status and body of one answer, within the time and size bounds."""
+        async with (
+            asyncio.timeout(self._timeout),
+            self._session.get(
+                f"{dashboard_url}{path}",
+                # The dashboard runs where users' jobs run: follow no redirect elsewhere, and take no
+                # compressed body, whose size says nothing about what it unpacks to.
+                allow_redirects=False,
+                auto_decompress=False,
+                headers={"Accept-Encoding": "identity"},
+            ) as response,
+        ):
+            if response.content_length is not None and response.content_length > self._max_answer_bytes:
+                raise _Answered(self._too_large(path))
+            body = bytearray()
+            async for chunk in response.content.iter_chunked(_CHUNK):
+                body += chunk
+                if len(body) > self._max_answer_bytes:
+                    raise _Answered(self._too_large(path))
+            return response.status, bytes(body)
+
+    def _too_large(self, path: str) -> RayView:
+        return unhealthy(f"{path} answered with more than {self._max_answer_bytes} bytes: too large")
 
     async def view(self, dashboard_url: str) -> RayView:
         try:
-            async with self._session.get(f"{dashboard_url}/api/gcs_healthz", timeout=self._timeout) as response:
-                healthy = response.status == 200 and (await response.text()).strip() == "success"
-            if not healthy:
-                return RayView(reachable=True, healthy=False, error="GCS is not healthy")
-            version, nodes = await asyncio.gather(
-                self._get_json(f"{dashboard_url}/api/version"),
-                self._get_json(f"{dashboard_url}/api/v0/nodes?limit=10000&detail=true"),
-            )
-        except (aiohttp.ClientError, TimeoutError, ValueError) as error:
-            return RayView(reachable=False, error=f"{type(error).__name__}: {error}"[:300])
-        return RayView(
-            reachable=True,
-            healthy=True,
-            version=str(version.get("ray_version")) if isinstance(version, dict) else None,
-            nodes=tuple(_node(n) for n in nodes.get("data", {}).get("result", {}).get("result", [])),
+            return await self._view(dashboard_url)
+        except _Answered as answered:
+            return answered.view
+        except TimeoutError:
+            return unreachable(f"no answer within {self._timeout:g} s")
+        except (aiohttp.ClientError, OSError) as error:  # refused, reset, closed midway, bad headers
+            return unreachable(f"{type(error).__name__}: {error}")
+
+    async def _view(self, dashboard_url: str) -> RayView:
+        status, body = await self._get(dashboard_url, HEALTH_PATH)
+        if status != 200:
+            return unhealthy(f"GCS is not healthy ({HEALTH_PATH} answered HTTP {status})")
+        if body.strip() != b"success":
+            return unhealthy(f"GCS is not healthy ({HEALTH_PATH} did not answer success)")
+        # both requests finish (or fail) before either's error is raised, so none is left running unawaited
+        version, nodes = await asyncio.gather(
+            self._get(dashboard_url, VERSION_PATH),
+            self._get(dashboard_url, f"{NODES_PATH}?limit=10000&detail=true"),
+            return_exceptions=True,
         )
-
-
-def _node(raw: dict[str, Any]) -> RayNodeInfo:
-    return RayNodeInfo(
-        node_id=str(raw.get("node_id", "")),
-        ip=str(raw.get("node_ip", "")),
-        alive=raw.get("state") == "ALIVE",
-        is_head=bool(raw.get("is_head_node")),
-        resources={str(k): float(v) for k, v in (raw.get("resources_total") or {}).items()},
-    )
+        if isinstance(version, BaseException):
+            raise version
+        if isinstance(nodes, BaseException):
+            raise nodes
+        for path, (answer_status, answer_body) in ((VERSION_PATH, version), (NODES_PATH, nodes)):
+            if answer_status != 200:
+                return refused(path, answer_status, answer_body)
+        return view_from_answers(version[1], nodes[1])
