@@ -72,6 +72,7 @@ bench: venv tools
 
 generate: venv
 	$(BIN)/python -m vmray_operator.api.crd crds
+	$(BIN)/python -m vmray_operator.api.admission crds
 
 local-up: venv tools
 	$(BIN)/vmray-operator local up

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the Supervisor Service package (`make carvel`, `make carvel-push`):
-#   OUT/bundle/                      the imgpkg bundle: config/ (carvel/config/ and the generated CRD from
-#                                    crds/) and .imgpkg/images.yml (kbld's lock of the operator image)
+#   OUT/bundle/                      the imgpkg bundle: config/ (carvel/config/ and what crds/ holds generated:
+#                                    the CRD and its admission policy) and .imgpkg/images.yml (kbld's lock of
+#                                    the operator image)
 #   OUT/vmray-operator-<version>.yaml  the one file a VI admin uploads in vSphere Client:
 #                                    PackageMetadata + Package, the bundle pinned by digest
 #   OUT/values-sample.yaml           sample install values
@@ -50,13 +51,14 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# 1. The bundle's config: the templates and the CRD generated from the API models (never a copy kept
-#    by hand). Files get fixed permissions; imgpkg ignores times, so the same sources give the same bundle.
+# 1. The bundle's config: the templates, and the CRD and admission policy generated from the API models
+#    (never a copy kept by hand). Files get fixed permissions; imgpkg ignores times, so the same sources
+#    give the same bundle.
 bundle=$out/bundle
 rm -rf "$bundle"
 mkdir -p "$bundle/config/crds" "$bundle/.imgpkg"
 cp "$root"/carvel/config/* "$bundle/config/"
-cp "$root/crds/vmray.broadcom.com_vmrayclusters.yaml" "$bundle/config/crds/"
+cp "$root"/crds/*.yaml "$bundle/config/crds/"
 find "$bundle" -type d -exec chmod 0755 {} + && find "$bundle" -type f -exec chmod 0644 {} +
 
 # 2. .imgpkg/images.yml: kbld maps the templates' logical image name to the operator image, pinned by digest.

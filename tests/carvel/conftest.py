@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 import yaml
 
+from vmray_operator.api import admission
 from vmray_operator.local import processes
 from vmray_operator.local.tools import tool_path
 
@@ -24,6 +25,7 @@ ROOT = Path(__file__).resolve().parents[2]
 CONFIG = ROOT / "carvel" / "config"
 SAMPLE_VALUES = ROOT / "carvel" / "values-sample.yaml"
 CRD = ROOT / "crds" / "vmray.broadcom.com_vmrayclusters.yaml"
+POLICY = ROOT / "crds" / admission.POLICY_FILE
 BUILD_SCRIPT = ROOT / "ci" / "scripts" / "build-carvel.sh"
 VERSION: str = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
 
@@ -59,8 +61,8 @@ def documents(text: str) -> list[dict[str, Any]]:
 
 
 def ytt(*args: str | Path, check: bool = True) -> subprocess.CompletedProcess[str]:
-    """ytt over the package's templates and the generated CRD: the files of the bundle's config/."""
-    return run(tool("ytt"), "-f", CONFIG, "-f", CRD, *args, check=check)
+    """ytt over the package's templates, the generated CRD and admission policy: the files of the bundle's config/."""
+    return run(tool("ytt"), "-f", CONFIG, "-f", CRD, "-f", POLICY, *args, check=check)
 
 
 def render(*args: str | Path) -> list[dict[str, Any]]:

@@ -20,6 +20,7 @@ import yaml
 from tests.carvel.conftest import Build, documents, run, tool
 from tests.conftest import running_operator
 from tests.support.clusters import delete_cluster, sample, wait_condition
+from vmray_operator.api import admission
 from vmray_operator.config import Settings
 from vmray_operator.kube import resources as r
 from vmray_operator.kube.client import Forbidden, Kube
@@ -112,7 +113,7 @@ async def test_operator_pod_passes_restricted_pod_security(installed: Install, k
 
 def test_every_rendered_object_is_accepted(installed: Install, kubeconfig: Path) -> None:
     names = run(tool("kubectl"), "--kubeconfig", kubeconfig, "get", "-f", installed.manifest, "-o", "name").stdout
-    assert len(names.split()) == len(installed.objects) == 7
+    assert len(names.split()) == len(installed.objects) == 9
     (deployment,) = [d for d in installed.objects if d["kind"] == "Deployment"]
     assert "@sha256:" in deployment["spec"]["template"]["spec"]["containers"][0]["image"]
     # A second deploy of the same manifest changes nothing: no field fights with the API server's defaults.
@@ -121,6 +122,17 @@ def test_every_rendered_object_is_accepted(installed: Install, kubeconfig: Path)
     )
     (table,) = report["Tables"]
     assert table["Rows"] == [], table
+
+
+async def test_the_package_brings_the_admission_policy(installed: Install, kube: Kube) -> None:
+    """kapp deployed the policy and its binding (the local control plane had them already, as a Supervisor
+    with an earlier install would): they carry the package's labels and kapp's."""
+    for resource in (r.ADMISSION_POLICIES, r.ADMISSION_POLICY_BINDINGS):
+        found = await kube.get(resource, admission.POLICY_NAME)
+        assert found is not None
+        labels = found["metadata"]["labels"]
+        assert labels["app.kubernetes.io/name"] == APP
+        assert "kapp.k14s.io/app" in labels
 
 
 async def test_packaged_service_account_runs_a_cluster_through_its_life(
@@ -140,46 +152,94 @@ async def test_packaged_service_account_runs_a_cluster_through_its_life(
     assert not refused, refused
 
 
+# What the operator calls (carvel/config/rbac.yaml names the code behind each rule).
 ALLOWED = [
+    ("list", "vmrayclusters.vmray.broadcom.com", "--all-namespaces"),
     ("watch", "vmrayclusters.vmray.broadcom.com", "--all-namespaces"),
-    ("patch", "vmrayclusters.vmray.broadcom.com", "--subresource=status"),
+    ("patch", "vmrayclusters.vmray.broadcom.com", "--namespace=deploy-ray"),
+    ("get", "vmrayclusters.vmray.broadcom.com", "--namespace=deploy-ray"),  # granted on in each cluster's Role
+    ("patch", "vmrayclusters.vmray.broadcom.com", "--subresource=status --namespace=deploy-ray"),
+    ("update", "vmrayclusters.vmray.broadcom.com", "--subresource=finalizers --namespace=deploy-ray"),
     ("create", "virtualmachines.vmoperator.vmware.com", "--namespace=deploy-ray"),
+    ("patch", "virtualmachines.vmoperator.vmware.com", "--namespace=deploy-ray"),
+    ("watch", "virtualmachines.vmoperator.vmware.com", "--all-namespaces"),
     ("delete", "virtualmachineservices.vmoperator.vmware.com", "--namespace=deploy-ray"),
+    ("get", "virtualmachineclasses.vmoperator.vmware.com", "--namespace=deploy-ray"),
+    ("list", "virtualmachineimages.vmoperator.vmware.com", "--namespace=deploy-ray"),
     ("list", "clustervirtualmachineimages.vmoperator.vmware.com", ""),
     ("get", "storageclasses.storage.k8s.io", ""),
     ("create", "secrets", "--namespace=deploy-ray"),
-    ("create", "serviceaccounts", "--subresource=token"),
-    ("create", "rolebindings.rbac.authorization.k8s.io", "--namespace=deploy-ray"),
-    ("create", "events", "--namespace=deploy-ray"),
+    ("get", "secrets", "--namespace=deploy-ray"),
+    ("patch", "secrets", "--namespace=deploy-ray"),
+    ("delete", "secrets", "--namespace=deploy-ray"),
+    ("watch", "secrets", "--all-namespaces"),
     ("patch", "configmaps", "--namespace=deploy-ray"),
+    ("create", "serviceaccounts", "--namespace=deploy-ray"),
+    ("patch", "serviceaccounts", "--namespace=deploy-ray"),
+    ("watch", "serviceaccounts", "--all-namespaces"),
+    ("create", "roles.rbac.authorization.k8s.io", "--namespace=deploy-ray"),
+    ("patch", "rolebindings.rbac.authorization.k8s.io", "--namespace=deploy-ray"),
+    ("watch", "roles.rbac.authorization.k8s.io", "--all-namespaces"),
+    ("create", "events", "--namespace=deploy-ray"),
+    ("watch", "customresourcedefinitions.apiextensions.k8s.io", ""),
 ]
+# What no cluster needs. Minting tokens above all: a token of any ServiceAccount, in any namespace, would be
+# that account's rights.
 REFUSED = [
+    ("create", "serviceaccounts", "--subresource=token --namespace=deploy-ray"),
+    ("create", "serviceaccounts", "--subresource=token --namespace=kube-system"),
+    ("create", "serviceaccounts", "--subresource=token --all-namespaces"),
+    ("impersonate", "users", ""),
+    ("impersonate", "serviceaccounts", "--namespace=kube-system"),
     ("delete", "namespaces", ""),
     ("create", "namespaces", ""),
+    ("patch", "namespaces", ""),
     ("create", "vmrayclusters.vmray.broadcom.com", "--namespace=deploy-ray"),
     ("delete", "vmrayclusters.vmray.broadcom.com", "--namespace=deploy-ray"),
+    ("update", "vmrayclusters.vmray.broadcom.com", "--namespace=deploy-ray"),
+    ("update", "vmrayclusters.vmray.broadcom.com", "--subresource=status --namespace=deploy-ray"),
+    ("get", "customresourcedefinitions.apiextensions.k8s.io", ""),
+    ("create", "customresourcedefinitions.apiextensions.k8s.io", ""),
     ("update", "customresourcedefinitions.apiextensions.k8s.io", ""),
+    ("patch", "customresourcedefinitions.apiextensions.k8s.io", ""),
     ("delete", "customresourcedefinitions.apiextensions.k8s.io", ""),
     ("create", "clusterroles.rbac.authorization.k8s.io", ""),
+    ("patch", "clusterroles.rbac.authorization.k8s.io", ""),
     ("create", "clusterrolebindings.rbac.authorization.k8s.io", ""),
     ("bind", "clusterroles.rbac.authorization.k8s.io", ""),
     ("escalate", "roles.rbac.authorization.k8s.io", "--namespace=deploy-ray"),
-    ("impersonate", "users", ""),
+    ("delete", "validatingadmissionpolicies.admissionregistration.k8s.io", ""),
+    ("patch", "validatingadmissionpolicies.admissionregistration.k8s.io", ""),
+    ("create", "validatingadmissionpolicybindings.admissionregistration.k8s.io", ""),
+    ("delete", "validatingadmissionpolicybindings.admissionregistration.k8s.io", ""),
+    ("create", "validatingwebhookconfigurations.admissionregistration.k8s.io", ""),
+    ("create", "mutatingwebhookconfigurations.admissionregistration.k8s.io", ""),
     ("get", "pods", "--namespace=deploy-ray"),
+    ("create", "pods", "--namespace=deploy-ray"),
+    ("delete", "pods", "--namespace=deploy-ray"),
     ("create", "pods/exec", "--namespace=deploy-ray"),
     ("create", "deployments.apps", "--namespace=deploy-ray"),
+    ("patch", "deployments.apps", "--namespace=deploy-ray"),
+    ("create", "daemonsets.apps", "--namespace=kube-system"),
     ("update", "configmaps", "--namespace=kube-system"),
     ("get", "nodes", ""),
+    ("patch", "nodes", ""),
+    ("delete", "nodes", ""),
+    ("create", "virtualmachineclasses.vmoperator.vmware.com", "--namespace=deploy-ray"),
     ("delete", "virtualmachineclasses.vmoperator.vmware.com", "--namespace=deploy-ray"),
+    ("delete", "virtualmachineimages.vmoperator.vmware.com", "--namespace=deploy-ray"),
+    ("delete", "clustervirtualmachineimages.vmoperator.vmware.com", ""),
     ("delete", "storageclasses.storage.k8s.io", ""),
     ("update", "secrets", "--namespace=deploy-ray"),
     ("deletecollection", "secrets", "--namespace=deploy-ray"),
+    ("create", "certificatesigningrequests.certificates.k8s.io", ""),
+    ("create", "persistentvolumeclaims", "--namespace=deploy-ray"),
 ]
 
 
 def can_i(kubeconfig: Path, verb: str, resource: str, scope: str) -> bool:
     argv = [tool("kubectl"), "--kubeconfig", str(kubeconfig), "auth", "can-i", verb, resource]
-    result = run(*argv, *([scope] if scope else []), check=False)
+    result = run(*argv, *scope.split(), check=False)
     assert result.stdout.strip() in ("yes", "no"), result.stderr
     return result.stdout.strip() == "yes"
 

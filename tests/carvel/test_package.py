@@ -11,6 +11,7 @@ import yaml
 
 from tests.carvel.conftest import (
     CRD,
+    POLICY,
     SAMPLE_VALUES,
     VERSION,
     Build,
@@ -83,9 +84,11 @@ def test_package_points_at_the_bundle_by_digest(package_build: Build, tmp_path: 
         assert (pulled / relative).read_bytes() == (package_build.bundle / relative).read_bytes(), relative
 
 
-def test_bundle_holds_the_templates_the_generated_crd_and_a_digest_lock(package_build: Build) -> None:
+def test_bundle_holds_the_templates_the_generated_crd_and_policy_and_a_digest_lock(package_build: Build) -> None:
     config = package_build.bundle / "config"
-    assert (config / "crds" / CRD.name).read_bytes() == CRD.read_bytes()
+    assert sorted(p.name for p in (config / "crds").iterdir()) == sorted([CRD.name, POLICY.name])
+    for generated in (CRD, POLICY):
+        assert (config / "crds" / generated.name).read_bytes() == generated.read_bytes()
     lock = yaml.safe_load((package_build.bundle / ".imgpkg" / "images.yml").read_text())
     assert lock["kind"] == "ImagesLock"
     (image,) = lock["images"]

@@ -8,10 +8,17 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.carvel.conftest import CRD, SAMPLE_VALUES, render, schema_openapi, ytt
+from tests.carvel.conftest import CRD, POLICY, SAMPLE_VALUES, render, schema_openapi, ytt
 
 NAMESPACED = {"ServiceAccount", "Deployment"}
-CLUSTER_SCOPED = {"ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition"}
+CLUSTER_SCOPED = {
+    "ClusterRole",
+    "ClusterRoleBinding",
+    "CustomResourceDefinition",
+    "ValidatingAdmissionPolicy",
+    "ValidatingAdmissionPolicyBinding",
+}
+POLICY_KINDS = {"ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"}
 
 
 def by_kind_name(docs: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:
@@ -38,6 +45,8 @@ def test_defaults_render_every_object_the_operator_needs() -> None:
         ("ClusterRole", "vmray-operator-edit"),
         ("ClusterRole", "vmray-operator-view"),
         ("Deployment", "vmray-operator"),
+        ("ValidatingAdmissionPolicy", "vmray-cluster-token"),
+        ("ValidatingAdmissionPolicyBinding", "vmray-cluster-token"),
     }
     for doc in docs:
         assert doc["kind"] in NAMESPACED | CLUSTER_SCOPED
@@ -52,6 +61,22 @@ def test_crd_is_the_generated_one() -> None:
     assert rendered["metadata"].pop("annotations") == {"kapp.k14s.io/delete-strategy": "orphan"}
     rendered["metadata"].pop("labels")
     assert rendered == generated
+
+
+def test_admission_policy_is_the_generated_one_and_stays_on_uninstall() -> None:
+    generated = list(yaml.safe_load_all(POLICY.read_text()))
+    rendered = [d for d in render() if d["kind"] in POLICY_KINDS]
+    for doc in rendered:
+        # like the CRD: the clusters and their tokens outlive an uninstall, so the policy does too
+        assert doc["metadata"].pop("annotations") == {"kapp.k14s.io/delete-strategy": "orphan"}
+        assert doc["metadata"].pop("labels")["app.kubernetes.io/name"] == "vmray-operator"
+    assert rendered == generated
+
+
+def test_admission_policy_can_be_left_out_and_nothing_else_changes() -> None:
+    without = render("--data-value-yaml", "admissionPolicy.enabled=false")
+    assert not [d for d in without if d["kind"] in POLICY_KINDS]
+    assert without == [d for d in render() if d["kind"] not in POLICY_KINDS]
 
 
 def test_deployment_is_one_restricted_replica_with_probes_and_resources() -> None:
@@ -167,6 +192,7 @@ def test_custom_values_are_honoured_and_the_namespace_everywhere(tmp_path: Path)
         ({"operator": {"metricsPort": 8080}}, "operator.metricsPort"),
         ({"vmOperator": {"apiVersion": "v1alpha1"}}, "vmOperator.apiVersion"),
         ({"namespace": "Not_A_Namespace"}, "namespace"),
+        ({"admissionPolicy": {"enabled": "no"}}, "enabled"),
     ],
 )
 def test_bad_values_fail_at_render_time_naming_the_value(tmp_path: Path, values: dict[str, Any], named: str) -> None:

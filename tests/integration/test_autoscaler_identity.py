@@ -44,7 +44,12 @@ async def test_head_token_reaches_its_own_cluster_only(kube: Kube, namespace: st
             namespace,
         )
 
-        # Nothing else: another cluster, the cluster list, Secrets, VMs.
+        # Nothing else: another field of its cluster (the admission policy), another cluster, the cluster list,
+        # Secrets, VMs.
+        with pytest.raises(Forbidden, match=r"may change only spec\.autoscaler_desired_workers"):
+            await autoscaler.patch(
+                r.VMRAYCLUSTERS, "mine", {"spec": {"worker_node": {"setup_commands": ["id"]}}}, namespace
+            )
         with pytest.raises(Forbidden):
             await autoscaler.get(r.VMRAYCLUSTERS, "theirs", namespace)
         with pytest.raises(Forbidden):

@@ -1,5 +1,6 @@
-"""A cluster made by `ray up`: Ray's own vSphere provider code creates the VMRayCluster, adds and removes a
-worker and reads the state back, against the operator on the real API server."""
+"""Ray's own vSphere provider code against the operator on the real API server: a cluster made by `ray up`
+(the provider creates the VMRayCluster, adds and removes a worker and reads the state back), and the
+provider as the head's autoscaler runs it, with the cluster's own token under the admission policy."""
 
 from __future__ import annotations
 
@@ -10,9 +11,10 @@ from typing import Any
 import kubernetes.config.kube_config
 import pytest
 from ray.autoscaler._private.vsphere import cluster_operator_client as ray_vsphere
+from ray.autoscaler._private.vsphere.node_provider import VsphereWcpNodeProvider
 from ray.autoscaler.tags import TAG_RAY_NODE_NAME, TAG_RAY_USER_NODE_TYPE
 
-from tests.support.clusters import cluster_vms, delete_cluster, get_cluster, wait_condition
+from tests.support.clusters import cluster_token, cluster_vms, delete_cluster, get_cluster, sample, wait_condition
 from tests.support.waiting import wait_for
 from vmray_operator.controller.runtime import Controller
 from vmray_operator.kube import resources as r
@@ -105,3 +107,44 @@ async def test_a_ray_up_cluster_works_with_rays_own_provider(
 
     await wait_for(worker_gone, what=f"{worker} removed")
     await delete_cluster(kube, namespace, "from-ray")
+
+
+async def test_rays_provider_on_the_head_scales_with_the_clusters_token(
+    kube: Kube, namespace: str, operator: Controller, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ray's provider as the head's autoscaler runs it: SVC_ACCOUNT_TOKEN (read once, at import), the API server
+    address and its CA, no cluster config of its own (max_workers comes from the cluster), and Ray's
+    ClusterOperatorClient adding a worker (create_nodes) and taking it away (delete_node), under the policy."""
+    await kube.create(r.VMRAYCLUSTERS, sample(namespace, "scaled"), namespace)
+    await wait_condition(kube, namespace, "scaled", "Ready")
+    monkeypatch.setattr(ray_vsphere, "SERVICE_ACCOUNT_TOKEN", await cluster_token(kube, namespace, "scaled"))
+    monkeypatch.setattr(VsphereWcpNodeProvider, "cluster_config", None)  # set only where `ray up` bootstraps
+    monkeypatch.delenv("RAY_USE_TLS", raising=False)
+    configuration = kube.configuration
+    vsphere_config = {
+        "namespace": namespace,
+        "api_server": configuration.host.removeprefix("https://"),
+        "ca_cert": configuration.ssl_ca_cert,
+    }
+    provider = await asyncio.to_thread(VsphereWcpNodeProvider, {"vsphere_config": vsphere_config}, "scaled")
+    assert provider.client.max_worker_nodes == 5
+    assert await asyncio.to_thread(provider.safe_to_scale)
+
+    worker_tags = {TAG_RAY_NODE_NAME: "ray-scaled-worker", TAG_RAY_USER_NODE_TYPE: "ray.worker.default"}
+    (worker,) = await asyncio.to_thread(provider.create_node, {}, worker_tags, 1)
+
+    async def worker_up() -> bool:
+        return bool(await asyncio.to_thread(provider.is_running, worker))
+
+    await wait_for(worker_up, what=f"{worker}, added by Ray's provider with the token, running")
+    assert worker in await asyncio.to_thread(provider.non_terminated_nodes, {})
+    await asyncio.to_thread(provider.terminate_node, worker)
+
+    async def worker_gone() -> bool:
+        return worker not in await cluster_vms(kube, namespace, "scaled")
+
+    await wait_for(worker_gone, what=f"{worker}, removed by Ray's provider with the token")
+    desired = ((await get_cluster(kube, namespace, "scaled")) or {})["spec"]["autoscaler_desired_workers"]
+    assert worker not in desired
+    assert len(desired) == 2
+    await delete_cluster(kube, namespace, "scaled")

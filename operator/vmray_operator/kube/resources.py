@@ -45,6 +45,10 @@ STORAGE_CLASSES = Resource("storage.k8s.io", "v1", "storageclasses", namespaced=
 CRDS = Resource("apiextensions.k8s.io", "v1", "customresourcedefinitions", namespaced=False)
 ROLES = Resource("rbac.authorization.k8s.io", "v1", "roles")
 ROLE_BINDINGS = Resource("rbac.authorization.k8s.io", "v1", "rolebindings")
+ADMISSION_POLICIES = Resource("admissionregistration.k8s.io", "v1", "validatingadmissionpolicies", namespaced=False)
+ADMISSION_POLICY_BINDINGS = Resource(
+    "admissionregistration.k8s.io", "v1", "validatingadmissionpolicybindings", namespaced=False
+)
 
 
 def vm_operator(plural: str, version: str = DEFAULT_VMOP_VERSION, namespaced: bool = True) -> Resource:

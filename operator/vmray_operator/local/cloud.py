@@ -1,5 +1,5 @@
-"""The local cloud as a whole: control plane up, CRDs installed and established, sample vSphere
-objects seeded, and optionally the VM Operator simulator running beside it."""
+"""The local cloud as a whole: control plane up, CRDs installed and established with the admission policy,
+sample vSphere objects seeded, and optionally the VM Operator simulator running beside it."""
 
 from __future__ import annotations
 
@@ -43,13 +43,19 @@ def project_crds() -> list[Body]:
     return [vmraycluster_crd()]
 
 
+async def _create_or_apply(kube: Kube, resource: r.Resource, body: Body) -> None:
+    try:
+        await kube.create(resource, body)
+    except Conflict:
+        await kube.apply(resource, body, field_manager="vmray-local")
+
+
 async def install_crds(kube: Kube, vmop_versions: tuple[str, ...], timeout: float = 30.0) -> None:
+    """The CRDs, established, and the admission policy that comes with the VMRayCluster CRD (as the package
+    installs it), so that everything run against the local cloud runs under it."""
     crds = [*vmop_crds.crds(vmop_versions), *project_crds()]
     for crd in crds:
-        try:
-            await kube.create(r.CRDS, crd)
-        except Conflict:
-            await kube.apply(r.CRDS, crd, field_manager="vmray-local")
+        await _create_or_apply(kube, r.CRDS, crd)
     deadline = time.monotonic() + timeout
     for crd in crds:
         while True:
@@ -60,6 +66,15 @@ async def install_crds(kube: Kube, vmop_versions: tuple[str, ...], timeout: floa
             if time.monotonic() > deadline:
                 raise TimeoutError(f"CRD {crd['metadata']['name']} not established after {timeout:.0f} s")
             await asyncio.sleep(0.1)
+    await install_admission_policy(kube)
+
+
+async def install_admission_policy(kube: Kube) -> None:
+    """What a cluster's own token may change (api/admission.py)."""
+    from vmray_operator.api.admission import binding, policy
+
+    await _create_or_apply(kube, r.ADMISSION_POLICIES, policy())
+    await _create_or_apply(kube, r.ADMISSION_POLICY_BINDINGS, binding())
 
 
 async def _prepare(kubeconfig: Path, vmop_versions: tuple[str, ...]) -> None:
