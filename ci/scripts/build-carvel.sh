@@ -6,6 +6,7 @@
 #   OUT/vmray-operator-<version>.yaml  the one file a VI admin uploads in vSphere Client:
 #                                    PackageMetadata + Package, the bundle pinned by digest
 #   OUT/values-sample.yaml           sample install values
+#   OUT/prometheus-alerts.yaml       Prometheus alert rules on the operator's metrics (carvel/monitoring/)
 #   OUT/bundle.digest                the bundle's digest (sha256:...)
 # The digest comes from pushing the bundle to an OCI registry on loopback (crane registry serve) that
 # lives only while this script runs: imgpkg bundles are reproducible, so the same bundle pushed to
@@ -51,6 +52,13 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# The release notes: the version's section of CHANGELOG.md (a version without one is not packaged).
+awk -v heading="## $version" '
+  /^## / { inside = ($0 == heading); next }
+  inside { print }
+' "$root/CHANGELOG.md" >"$work/release-notes.md"
+grep -q '[^[:space:]]' "$work/release-notes.md" || die "CHANGELOG.md has no section '## $version'"
+
 # 1. The bundle's config: the templates, and the CRD and admission policy generated from the API models
 #    (never a copy kept by hand). Files get fixed permissions; imgpkg ignores times, so the same sources
 #    give the same bundle.
@@ -73,7 +81,8 @@ overrides:
   preresolved: $preresolved
 EOF
 say "resolving the operator image $operator_image"
-"$bin/ytt" -f "$bundle/config" >"$work/rendered.yaml"
+# (any namespace does: this rendering only shows kbld the image; an install's comes from kapp-controller)
+"$bin/ytt" -f "$bundle/config" --data-value namespace=image-resolution >"$work/rendered.yaml"
 "$bin/kbld" -f "$work/rendered.yaml" -f "$work/kbld.yaml" "${insecure[@]}" \
   --imgpkg-lock-output "$bundle/.imgpkg/images.yml" >/dev/null \
   || die "kbld could not resolve $operator_image: push the image built from the Dockerfile first, or set OPERATOR_IMAGE (a reference with @sha256: needs no registry)"
@@ -108,15 +117,18 @@ if [ "${PUSH:-}" = 1 ]; then
   [ "$pushed" = "$digest" ] || die "the registry holds the bundle as $pushed, expected $digest"
 fi
 
-# 4. The file the VI admin uploads, and the sample values.
+# 4. The file the VI admin uploads (with the release notes read above), the sample values and the alert rules.
 "$bin/ytt" -f "$bundle/config" --data-values-schema-inspect -o openapi-v3 >"$work/values-openapi.yaml"
 package=$out/vmray-operator-$version.yaml
 "$bin/ytt" -f "$root/carvel/package" \
   --data-value "version=$version" \
   --data-value "releasedAt=$released_at" \
+  --data-value-file "releaseNotes=$work/release-notes.md" \
   --data-value "bundle=$CARVEL_REGISTRY/vmray-operator-bundle@$digest" \
   --data-value-file "valuesOpenAPI=$work/values-openapi.yaml" >"$package"
 cp "$root/carvel/values-sample.yaml" "$out/values-sample.yaml"
+cp "$root/carvel/monitoring/alerts.yaml" "$out/prometheus-alerts.yaml"
 say "bundle:  $bundle"
 say "package: $package (upload it in vSphere Client: Workload Management -> Services -> Add New Service)"
 say "values:  $out/values-sample.yaml"
+say "alerts:  $out/prometheus-alerts.yaml (Prometheus rule_files)"

@@ -39,8 +39,9 @@ class Bench:
         with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5) as response:
             text = response.read().decode()
         counts: dict[str, float] = {}
-        for match in re.finditer(r'^vmray_kube_requests_total\{method="(\w+)"\} ([0-9.e+]+)$', text, re.M):
-            counts[match.group(1)] = float(match.group(2))
+        series = r'^rest_client_requests_total\{code="[^"]*",host="[^"]*",method="(\w+)"\} ([0-9.e+]+)$'
+        for match in re.finditer(series, text, re.M):  # summed over the answers' codes
+            counts[match.group(1)] = counts.get(match.group(1), 0.0) + float(match.group(2))
         return counts
 
 

@@ -3,10 +3,12 @@ as `make carvel` builds it (ci/scripts/build-carvel.sh)."""
 
 from __future__ import annotations
 
+import functools
 import io
 import os
 import subprocess
 import tarfile
+import tempfile
 import time
 import tomllib
 from collections.abc import Iterator
@@ -66,7 +68,61 @@ def ytt(*args: str | Path, check: bool = True) -> subprocess.CompletedProcess[st
 
 
 def render(*args: str | Path) -> list[dict[str, Any]]:
-    return documents(ytt(*args).stdout)
+    """What kapp-controller renders for an install in SERVICE_NAMESPACE, with args as the install's values."""
+    return documents(ytt(*install_values(package_template(), SERVICE_NAMESPACE), *args).stdout)
+
+
+# The namespace vSphere makes for the service on a Supervisor, where it installs the package.
+SERVICE_NAMESPACE = "svc-vmray-domain-c8"
+PACKAGE_TEMPLATES = ROOT / "carvel" / "package"
+
+
+@functools.cache
+def package_template() -> dict[str, Any]:
+    """The Package's template spec (carvel/package, rendered with stand-in build values)."""
+    openapi = run(tool("ytt"), "-f", CONFIG, "--data-values-schema-inspect", "-o", "openapi-v3").stdout
+    rendered = run(
+        tool("ytt"),
+        "-f",
+        PACKAGE_TEMPLATES,
+        "--data-value",
+        f"version={VERSION}",
+        "--data-value",
+        "releasedAt=2026-01-01T00:00:00Z",
+        "--data-value",
+        "releaseNotes=notes",
+        "--data-value",
+        "bundle=registry.example/vmray-operator-bundle@sha256:" + "0" * 64,
+        "--data-value",
+        f"valuesOpenAPI={openapi}",
+    ).stdout
+    (package,) = [doc for doc in documents(rendered) if doc["kind"] == "Package"]
+    spec: dict[str, Any] = package["spec"]["template"]["spec"]
+    return spec
+
+
+def install_values(template: dict[str, Any], namespace: str, name: str = "vmray-operator") -> list[str]:
+    """ytt arguments for the values kapp-controller gives the package's ytt step from its downward API, for a
+    PackageInstall `name` in `namespace`: a values file, as kapp-controller writes one, before the install's own
+    values files (which come after, and win)."""
+    metadata = {"metadata.namespace": namespace, "metadata.name": name}
+    (ytt_step,) = [step["ytt"] for step in template["template"] if "ytt" in step]
+    values: dict[str, Any] = {}
+    for source in ytt_step.get("valuesFrom", []):
+        for item in source.get("downwardAPI", {}).get("items", []):
+            *parents, leaf = item["name"].split(".")
+            target = values
+            for parent in parents:
+                target = target.setdefault(parent, {})
+            target[leaf] = metadata[item["fieldPath"]]
+    path = _values_dir() / f"downward-api-{namespace}-{name}.yaml"
+    path.write_text(yaml.safe_dump(values))
+    return ["--data-values-file", str(path)]
+
+
+@functools.cache
+def _values_dir() -> Path:
+    return Path(tempfile.mkdtemp(prefix="vmray-install-values-"))
 
 
 def schema_openapi() -> dict[str, Any]:

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.carvel.conftest import Build, documents, run, tool
+from tests.carvel.conftest import Build, documents, install_values, run, tool
 from tests.conftest import running_operator
 from tests.support.clusters import delete_cluster, sample, wait_condition
 from vmray_operator.api import admission
@@ -60,9 +60,11 @@ async def installed(
     body = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace, "labels": labels}}
     await kube.create(r.NAMESPACES, body)
     bundle = package_build.bundle
-    rendered = run(
-        tool("ytt"), "-f", bundle / "config", "-f", NO_WAIT_OVERLAY, "--data-value", f"namespace={namespace}"
-    ).stdout
+    # No install values at all: the namespace is the install's, given by kapp-controller's downward API as the
+    # Package file says (a real install names no value either).
+    template = package_build.package_documents()["Package"]["spec"]["template"]["spec"]
+    values = install_values(template, namespace, APP)
+    rendered = run(tool("ytt"), "-f", bundle / "config", "-f", NO_WAIT_OVERLAY, *values).stdout
     manifest = workdir / "manifest.yaml"
     manifest.write_text(run(tool("kbld"), "-f", "-", "-f", bundle / ".imgpkg" / "images.yml", stdin=rendered).stdout)
     kapp(kubeconfig, "deploy", "--app", APP, "--namespace", namespace, "--file", manifest, "--yes")

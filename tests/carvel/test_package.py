@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime
 import re
+import shutil
 from pathlib import Path
 
 import yaml
@@ -12,6 +13,7 @@ import yaml
 from tests.carvel.conftest import (
     CRD,
     POLICY,
+    ROOT,
     SAMPLE_VALUES,
     VERSION,
     Build,
@@ -23,6 +25,8 @@ from tests.carvel.conftest import (
 )
 
 SEMVER = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?$")
+CHANGELOG = ROOT / "CHANGELOG.md"
+ALERTS = ROOT / "carvel" / "monitoring" / "alerts.yaml"
 DIGEST_REF = re.compile(r"^(?P<repository>[^@\s]+)@(?P<digest>sha256:[0-9a-f]{64})$")
 
 
@@ -56,11 +60,50 @@ def test_package_file_holds_metadata_and_package(package_build: Build) -> None:
     template = spec["template"]["spec"]
     (fetch,) = template["fetch"]
     assert DIGEST_REF.match(fetch["imgpkgBundle"]["image"])
+    namespace_of_the_install = {"downwardAPI": {"items": [{"name": "namespace", "fieldPath": "metadata.namespace"}]}}
     assert template["template"] == [
-        {"ytt": {"paths": ["config/"]}},
+        {"ytt": {"paths": ["config/"], "valuesFrom": [namespace_of_the_install]}},
         {"kbld": {"paths": ["-", ".imgpkg/images.yml"]}},
     ]
     assert template["deploy"] == [{"kapp": {}}]
+    # what a Supervisor needs, in the fields kapp-controller reads (version ranges) and vSphere shows
+    assert spec["kappControllerVersionSelection"] == {"constraints": ">=0.39.0"}  # its downward API
+    assert spec["kubernetesVersionSelection"] == {"constraints": ">=1.25.0"}
+    assert "vSphere 8.0 Update 3 or later" in meta["longDescription"]
+
+
+def test_release_notes_are_the_version_s_section_of_the_changelog(package_build: Build) -> None:
+    notes = package_build.package_documents()["Package"]["spec"]["releaseNotes"]
+    changelog = CHANGELOG.read_text()
+    section = changelog.split(f"\n## {VERSION}\n", 1)[1].split("\n## ", 1)[0].strip()
+    assert notes == section
+    assert "## " not in notes
+
+
+def test_a_version_without_release_notes_is_not_packaged(tmp_path: Path) -> None:
+    tree = tmp_path / "tree"
+    for part in ("carvel", "crds", "ci"):
+        shutil.copytree(ROOT / part, tree / part)
+    shutil.copy(ROOT / "pyproject.toml", tree / "pyproject.toml")
+    (tree / "CHANGELOG.md").write_text("# Changelog\n\n## 0.0.1\n\n- an older version\n")
+    env = {"CARVEL_REGISTRY": "registry.example/vmray"}
+    result = run("bash", tree / "ci" / "scripts" / "build-carvel.sh", tmp_path / "out", env=env, check=False)
+    assert result.returncode != 0
+    assert f"CHANGELOG.md has no section '## {VERSION}'" in result.stderr
+
+
+def test_capacity_requirements_state_the_operator_s_default_resources(package_build: Build) -> None:
+    capacity = package_build.package_documents()["Package"]["spec"]["capacityRequirementsDescription"]
+    resources = schema_openapi()["properties"]["operator"]["properties"]["resources"]["properties"]
+    requests, limits = resources["requests"]["properties"], resources["limits"]["properties"]
+    stated = f"requests {requests['cpu']['default']} CPU and {requests['memory']['default']} memory"
+    assert stated in capacity
+    assert f"limits {limits['cpu']['default']} CPU and {limits['memory']['default']} memory" in capacity
+
+
+def test_the_alert_rules_are_written_beside_the_package(package_build: Build) -> None:
+    written = package_build.out / "prometheus-alerts.yaml"
+    assert written.read_text() == ALERTS.read_text()
 
 
 def test_package_values_schema_is_the_ytt_schema(package_build: Build) -> None:
@@ -97,7 +140,7 @@ def test_bundle_holds_the_templates_the_generated_crd_and_policy_and_a_digest_lo
     assert repository == package_build.operator_image.rsplit(":", 1)[0]
     assert digest.startswith("sha256:")
     # The bundle's templates, through kbld with the lock, name the operator image by digest.
-    rendered = run(tool("ytt"), "-f", config).stdout
+    rendered = run(tool("ytt"), "-f", config, "--data-value", "namespace=svc-vmray-domain-c8").stdout
     resolved = documents(
         run(tool("kbld"), "-f", "-", "-f", package_build.bundle / ".imgpkg" / "images.yml", stdin=rendered).stdout
     )

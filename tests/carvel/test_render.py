@@ -8,7 +8,17 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.carvel.conftest import CRD, POLICY, SAMPLE_VALUES, render, schema_openapi, ytt
+from tests.carvel.conftest import (
+    CRD,
+    POLICY,
+    SAMPLE_VALUES,
+    SERVICE_NAMESPACE,
+    install_values,
+    package_template,
+    render,
+    schema_openapi,
+    ytt,
+)
 
 NAMESPACED = {"ServiceAccount", "Deployment"}
 CLUSTER_SCOPED = {
@@ -50,8 +60,30 @@ def test_defaults_render_every_object_the_operator_needs() -> None:
     }
     for doc in docs:
         assert doc["kind"] in NAMESPACED | CLUSTER_SCOPED
-        assert doc["metadata"].get("namespace") == ("vmray-system" if doc["kind"] in NAMESPACED else None)
+        assert doc["metadata"].get("namespace") == (SERVICE_NAMESPACE if doc["kind"] in NAMESPACED else None)
         assert doc["metadata"]["labels"]["app.kubernetes.io/name"] == "vmray-operator"
+    (binding,) = [d for d in docs if d["kind"] == "ClusterRoleBinding"]
+    assert binding["subjects"][0]["namespace"] == SERVICE_NAMESPACE
+
+
+def test_the_namespace_is_the_install_s_own_unless_given() -> None:
+    """kapp-controller fills the namespace value from the install's namespace (its downward API); a namespace
+    given in the install's values wins, as those come after."""
+    flag, path = install_values(package_template(), "svc-vmray-domain-c1")
+    assert flag == "--data-values-file"
+    assert yaml.safe_load(Path(path).read_text()) == {"namespace": "svc-vmray-domain-c1"}
+    given = render("--data-value", "namespace=ray-operators")
+    assert deployment(given)["metadata"]["namespace"] == "ray-operators"
+    assert SERVICE_NAMESPACE not in yaml.safe_dump_all(given)
+
+
+def test_without_an_install_namespace_rendering_fails_saying_what_to_do() -> None:
+    """ytt alone, or a kapp-controller before 0.39 (no downward API), fills in nothing: no object may go to a
+    namespace nobody chose."""
+    result = ytt(check=False)
+    assert result.returncode != 0
+    assert "namespace" in result.stderr
+    assert "kapp-controller 0.39" in result.stderr
 
 
 def test_crd_is_the_generated_one() -> None:
@@ -160,7 +192,7 @@ def test_custom_values_are_honoured_and_the_namespace_everywhere(tmp_path: Path)
     assert binding["subjects"] == [
         {"kind": "ServiceAccount", "name": "vmray-operator", "namespace": "svc-vmray-domain-c42"}
     ]
-    assert "vmray-system" not in yaml.safe_dump_all(docs)
+    assert SERVICE_NAMESPACE not in yaml.safe_dump_all(docs)  # the install's own gave way
 
     container = deployment(docs)["spec"]["template"]["spec"]["containers"][0]
     assert container["image"] == "registry.example.com/ray/vmray-operator:9.9.9"
@@ -192,20 +224,21 @@ def test_custom_values_are_honoured_and_the_namespace_everywhere(tmp_path: Path)
         ({"operator": {"metricsPort": 8080}}, "operator.metricsPort"),
         ({"vmOperator": {"apiVersion": "v1alpha1"}}, "vmOperator.apiVersion"),
         ({"namespace": "Not_A_Namespace"}, "namespace"),
+        ({"namespace": ""}, "namespace"),
         ({"admissionPolicy": {"enabled": "no"}}, "enabled"),
     ],
 )
 def test_bad_values_fail_at_render_time_naming_the_value(tmp_path: Path, values: dict[str, Any], named: str) -> None:
     file = tmp_path / "values.yaml"
     file.write_text(yaml.safe_dump(values))
-    result = ytt("--data-values-file", file, check=False)
+    result = ytt(*install_values(package_template(), SERVICE_NAMESPACE), "--data-values-file", file, check=False)
     assert result.returncode != 0
     assert named in result.stderr, result.stderr
 
 
 def test_sample_values_render_and_set_every_value() -> None:
     docs = render("--data-values-file", SAMPLE_VALUES)
-    assert deployment(docs)["metadata"]["namespace"] == "svc-vmray-domain-c8"
+    assert deployment(docs)["metadata"]["namespace"] == SERVICE_NAMESPACE  # the install's: the sample sets none
 
     def leaves(schema: dict[str, Any], prefix: str = "") -> set[str]:
         if schema["type"] != "object":
@@ -217,7 +250,8 @@ def test_sample_values_render_and_set_every_value() -> None:
             return {prefix}
         return set().union(*(keys(sub, f"{prefix}{key}.") for key, sub in values.items()))
 
-    assert keys(yaml.safe_load(SAMPLE_VALUES.read_text())) == leaves(schema_openapi())
+    assert keys(yaml.safe_load(SAMPLE_VALUES.read_text())) == leaves(schema_openapi()) - {"namespace."}
+    assert "# namespace: " in SAMPLE_VALUES.read_text()  # shown, to be given only to install elsewhere
 
 
 def test_every_value_has_a_description_and_a_default() -> None:

@@ -6,8 +6,8 @@ import asyncio
 import contextlib
 import logging
 
-from vmray_operator import metrics
 from vmray_operator.config import Settings
+from vmray_operator.controller.cluster_gauges import CLUSTER_GAUGES
 from vmray_operator.controller.queue import WorkQueue
 from vmray_operator.controller.rayprobe import RayProber
 from vmray_operator.controller.reconciler import Reconciler
@@ -29,17 +29,21 @@ class Controller:
         self._tasks: list[asyncio.Task[None]] = []
 
     async def _reconcile(self, key: Key) -> float | None:
-        return await self.reconciler.reconcile(key)
+        try:
+            return await self.reconciler.reconcile(key)
+        finally:
+            body = self.stores.cluster(key)
+            if body is None:
+                CLUSTER_GAUGES.forget(key)
+            else:
+                CLUSTER_GAUGES.note(key, body)
 
     def enqueue(self, key: Key) -> None:
         self.queue.add(key, after=self.settings.settle)
 
     def start(self) -> None:
         self.queue.start()
-        self._tasks = [
-            asyncio.create_task(self._resync_loop(), name="resync"),
-            asyncio.create_task(self._gauges_loop(), name="gauges"),
-        ]
+        self._tasks = [asyncio.create_task(self._resync_loop(), name="resync")]
         log.info("controller started (VM Operator API %s)", self.vmop_version)
 
     async def stop(self) -> None:
@@ -50,32 +54,10 @@ class Controller:
         await self.queue.stop()
         if self.prober:
             await self.prober.stop()
+        CLUSTER_GAUGES.clear()
 
     async def _resync_loop(self) -> None:
         while True:
             await asyncio.sleep(self.settings.resync_interval)
             for key in self.stores.cluster_keys():
                 self.queue.add(key)
-
-    async def _gauges_loop(self, interval: float = 10.0) -> None:
-        while True:
-            self.update_gauges()
-            await asyncio.sleep(interval)
-
-    def update_gauges(self) -> None:
-        clusters: dict[str, int] = {}
-        vms: dict[str, int] = {}
-        for key in self.stores.cluster_keys():
-            status = (self.stores.cluster(key) or {}).get("status") or {}
-            state = str(status.get("cluster_state") or "unknown")
-            clusters[state] = clusters.get(state, 0) + 1
-            nodes = [status.get("head_node_status") or {}, *(status.get("current_workers") or {}).values()]
-            for node in nodes:
-                if node:
-                    vms[node.get("vm_status", "unknown")] = vms.get(node.get("vm_status", "unknown"), 0) + 1
-        metrics.CLUSTERS.clear()
-        for state, count in clusters.items():
-            metrics.CLUSTERS.labels(state).set(count)
-        metrics.VMS.clear()
-        for vm_status, count in vms.items():
-            metrics.VMS.labels(vm_status).set(count)

@@ -1,5 +1,5 @@
 """A small async client over the `kubernetes` package: one code path for core and custom resources,
-typed errors, and idempotent create and delete."""
+typed errors, idempotent create and delete, and strict writes."""
 
 from __future__ import annotations
 
@@ -21,6 +21,9 @@ Body = dict[str, Any]
 MERGE_PATCH = "application/merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
 APPLY_PATCH = "application/apply-patch+yaml"
+# Every create, patch and update asks for strict field validation: an unknown, misspelt or misplaced field is an
+# error naming it, where an API server otherwise drops it silently (and the object then lacks what was meant).
+STRICT_WRITES = {"POST", "PATCH", "PUT"}
 
 
 class ApiError(Exception):
@@ -126,11 +129,11 @@ class Kube:
             body=body,
             auth_settings=["BearerToken"],
         )
-        response = self._api.call_api(method, url, header_params=headers, body=body, _request_timeout=30)
-        data: bytes = response.read()
-        metrics.KUBE_REQUESTS.labels(method).inc()
+        with metrics.api_request(self.configuration.host, method) as sent:
+            response = self._api.call_api(method, url, header_params=headers, body=body, _request_timeout=30)
+            data: bytes = response.read()
+            sent.code = response.status
         if not 200 <= response.status <= 299:
-            metrics.KUBE_ERRORS.labels(str(response.status)).inc()
             raise _error(response.status, data)
         return json.loads(data) if data else None
 
@@ -143,6 +146,8 @@ class Kube:
         content_type: str = "application/json",
     ) -> Any:
         self.requests += 1
+        if method in STRICT_WRITES:
+            query = {**(query or {}), "fieldValidation": "Strict"}
         if method != "GET":
             self.writes += 1
             if "/namespaces/" in path:
@@ -169,10 +174,8 @@ class Kube:
             item.setdefault("kind", str(result.get("kind", "")).removesuffix("List"))
         return items
 
-    async def create(self, resource: Resource, body: Body, namespace: str | None = None, strict: bool = False) -> Body:
-        """strict: unknown fields are an error (as kubectl does), instead of being dropped."""
-        query = {"fieldValidation": "Strict"} if strict else None
-        result: Body = await self.request("POST", resource.path(namespace), query, body=body)
+    async def create(self, resource: Resource, body: Body, namespace: str | None = None) -> Body:
+        result: Body = await self.request("POST", resource.path(namespace), body=body)
         return result
 
     async def patch(
