@@ -55,12 +55,12 @@ test-reliability: venv tools
 test-reliability-long: venv tools
 	VMRAY_RELIABILITY_LONG=1 $(BIN)/pytest -q tests/reliability
 
+# tests/integration runs the seed sample at every supported VM Operator version (test_cluster_lifecycle.py).
 # e2e runs in its own pytest session: its simulator runs real Ray, the integration suite's does not.
 # carvel and reliability too: their operators (the packaged ServiceAccount's; a process killed and
 # restarted) never run beside the integration suite's.
 test: venv tools lint
 	$(BIN)/pytest -q tests/unit tests/integration
-	VMRAY_TEST_VMOP_VERSION=v1alpha2 $(BIN)/pytest -q tests/integration/test_cluster_lifecycle.py
 	$(BIN)/pytest -q tests/carvel
 	$(BIN)/pytest -q tests/reliability
 	$(BIN)/pytest -q tests/e2e

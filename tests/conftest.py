@@ -31,6 +31,9 @@ EXTERNAL_KUBECONFIG = os.environ.get("VMRAY_TEST_KUBECONFIG")
 
 
 FIGURES: list[str] = []  # measured along the way, printed in the summary
+# The VM Operator version the local control plane stores, and so the one its simulator and operator speak (without
+# VM Operator's conversion webhook only the storage version's objects are whole): the newest, or the one asked for.
+VMOP_STORAGE = os.environ.get("VMRAY_TEST_VMOP_VERSION") or vmop_crds.SUPPORTED_VERSIONS[-1]
 # vSphere's steps, shortened: every simulator a test session starts uses these
 SHORT_VM_DELAYS = ("--create-delay", "0.05", "--power-delay", "0.05", "--ip-delay", "0.1")
 
@@ -75,8 +78,8 @@ def control_plane(tmp_path_factory: pytest.TempPathFactory, extra_ips: tuple[str
 async def _install(kubeconfig: Path) -> None:
     kube = Kube.from_kubeconfig(str(kubeconfig))
     try:
-        await cloud.install_crds(kube, vmop_crds.SUPPORTED_VERSIONS)
-        await samples.seed_cluster(kube)
+        await cloud.install_crds(kube, vmop_crds.SUPPORTED_VERSIONS, VMOP_STORAGE)
+        await samples.seed_cluster(kube, VMOP_STORAGE)
     finally:
         kube.close()
 
@@ -104,6 +107,8 @@ def simulator(kubeconfig: Path, tmp_path_factory: pytest.TempPathFactory) -> Ite
     cloud.start_simulator_process(
         state_dir,
         kubeconfig,
+        "--vmop-version",
+        VMOP_STORAGE,
         *SHORT_VM_DELAYS,
         "--delete-delay",
         "0.05",
@@ -136,7 +141,7 @@ async def operator(kubeconfig: Path, simulator: Path) -> AsyncIterator[Controlle
         deletion_timeout=30.0,
         api_server_location="127.0.0.1:6443",
         probe_ray=False,
-        # empty: discovered (the newest served, v1alpha5 here); make test also runs the lifecycle on v1alpha2
+        # empty: discovered (the newest served, the stored one here); test_cluster_lifecycle.py runs every version
         vmop_api_version=os.environ.get("VMRAY_TEST_VMOP_VERSION") or None,
     )
     async with running_operator(kubeconfig, settings) as controller:

@@ -1,20 +1,28 @@
-"""The core reconcile on the real API server with the simulator: create, scale, delete, recover."""
+"""The core reconcile on the real API server with the simulator: create, scale, delete, recover; and the seed
+sample through to an idle Ready cluster at every supported VM Operator version, each stored by its own API server
+with VM Operator's schemas, admission rules and defaults."""
 
 from __future__ import annotations
 
 import asyncio
-import os
 import re
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from tests.conftest import EXTERNAL_KUBECONFIG, FIGURES, VMOP_STORAGE
 from tests.support.clusters import cluster_vms, delete_cluster, get_cluster, sample, wait_condition
+from tests.support.version_clouds import NAMESPACE, VersionCloud, missing_fields, version_clouds
 from tests.support.waiting import wait_for
 from vmray_operator.controller.runtime import Controller
 from vmray_operator.kube import resources as r
 from vmray_operator.kube.client import Kube
-from vmray_operator.local import samples
+from vmray_operator.local import samples, vmop_crds
+from vmray_operator.local.vmop_defaults import CREATED_AT_SCHEMA_VERSION
 from vmray_operator.reconcile.conditions import find
 from vmray_operator.render import names
 
@@ -47,7 +55,7 @@ async def test_seed_sample_reaches_ready(kube: Kube, namespace: str, operator: C
 
     vms = await cluster_vms(kube, namespace, "test-ray")
     head_name = f"test-ray-h-{nounce}"
-    expected_version = os.environ.get("VMRAY_TEST_VMOP_VERSION") or "v1alpha5"
+    expected_version = VMOP_STORAGE
     assert operator.vmop_version == expected_version
     served = await kube.get(r.VIRTUAL_MACHINES.at_version(expected_version), head_name, namespace)
     assert served is not None
@@ -192,3 +200,109 @@ def test_sample_file_is_the_seed(tmp_path: Path) -> None:
     body = sample("deploy-ray")
     assert body["spec"]["head_node"] == {"port": 6245, "node_type": "ray.head.default"}
     assert body["spec"]["common_node_config"]["vm_user"] == "ray"
+
+
+# -- every supported VM Operator version --------------------------------------------------------------------------
+
+IDLE_SECONDS = 60.0
+
+
+@dataclass
+class VersionRun:
+    """What the seed sample did at one version: its way to Ready, then a minute of idleness."""
+
+    ready_in: float = 0.0
+    cluster: dict[str, Any] = field(default_factory=dict)
+    sent: dict[str, dict[str, Any]] = field(default_factory=dict)
+    stored: dict[str, dict[str, Any]] = field(default_factory=dict)
+    idle_writes: int = -1
+    changed_while_idle: list[str] = field(default_factory=list)
+    simulator_errors: list[str] = field(default_factory=list)
+    error: BaseException | None = None
+
+
+async def _objects(place: VersionCloud) -> dict[str, dict[str, Any]]:
+    """The cluster's VMs and services as the API server stores them, at the cloud's (storage) version."""
+    selector = f"{names.LABEL_CLUSTER}=test-ray"
+    vms = await place.kube.list(place.vms, NAMESPACE, selector)
+    services = await place.kube.list(place.services, NAMESPACE, selector)
+    return {f"{o['kind']}/{o['metadata']['name']}": o for o in [*vms, *services]}
+
+
+async def _run(place: VersionCloud) -> VersionRun:
+    run = VersionRun()
+    try:
+        started = time.monotonic()
+        await place.kube.create(r.VMRAYCLUSTERS, sample(NAMESPACE), NAMESPACE)
+        run.cluster = await wait_condition(place.kube, NAMESPACE, "test-ray", "Ready", timeout=180)
+        run.ready_in = time.monotonic() - started
+        run.sent = dict(place.sent)
+        run.stored = await _objects(place)
+
+        controller = place.operator.controller
+        await wait_for(lambda: _idle(controller), timeout=60, what="operator idle")
+        await place.operator.call(controller.reconciler.events.flush())
+        writes, before = controller.kube.writes, await _versions(place)
+        await asyncio.sleep(IDLE_SECONDS)
+        run.idle_writes = controller.kube.writes - writes
+        after = await _versions(place)
+        run.changed_while_idle = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
+    except Exception as error:  # told by the version's own test
+        run.error = error
+    run.simulator_errors = place.simulator_errors()
+    return run
+
+
+async def _versions(place: VersionCloud) -> dict[str, str]:
+    """resourceVersion of the cluster and of each of its VMs and services."""
+    cluster = await get_cluster(place.kube, NAMESPACE, "test-ray")
+    found = {k: o["metadata"]["resourceVersion"] for k, o in (await _objects(place)).items()}
+    return {**found, "VMRayCluster/test-ray": (cluster or {}).get("metadata", {}).get("resourceVersion", "")}
+
+
+@pytest.fixture(scope="module")
+async def every_version(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[dict[str, VersionRun]]:
+    """The seed sample on one local cloud per supported version, all at once (the minutes of idleness too)."""
+    if EXTERNAL_KUBECONFIG:
+        pytest.skip("starts local control planes")
+    started = time.monotonic()
+    async with version_clouds(vmop_crds.SUPPORTED_VERSIONS, tmp_path_factory) as (clouds, start_time):
+        runs = await asyncio.gather(*(_run(place) for place in clouds.values()))
+        results = dict(zip(clouds, runs, strict=True))
+        yield results
+    FIGURES.append(
+        f"every VM Operator version: {len(results)} clouds started in {start_time:.1f} s, sample Ready in "
+        + ", ".join(f"{v} {run.ready_in:.1f} s" for v, run in results.items())
+        + f"; {time.monotonic() - started:.0f} s in all"
+    )
+
+
+@pytest.mark.timeout(600)
+@pytest.mark.parametrize("version", vmop_crds.SUPPORTED_VERSIONS)
+def test_seed_sample_at_every_version(every_version: dict[str, VersionRun], version: str) -> None:
+    """The seed sample reaches Ready at this version with VM Operator's schemas, admission rules and defaults in
+    force; the API server stores every field the operator sent; once Ready, the operator writes nothing."""
+    run = every_version[version]
+    if run.error is not None:
+        raise run.error
+    assert not run.simulator_errors, run.simulator_errors  # its status writes passed the version's schemas
+    status = run.cluster["status"]
+    assert status["ready_workers"] == 2
+    assert status["head_node_status"]["vm_status"] == "running"
+
+    vms = [k for k in run.sent if k.startswith("VirtualMachine/")]
+    assert len(vms) == 3
+    assert [k for k in run.sent if k.startswith("VirtualMachineService/")]
+    for key, body in run.sent.items():
+        assert body["apiVersion"] == f"vmoperator.vmware.com/{version}"
+        stored = run.stored[key]
+        assert list(missing_fields(body, stored)) == [], f"{key}: the API server did not keep what was sent"
+    for key in vms:  # VM Operator's defaults were written, and the operator lived with them
+        stored = run.stored[key]
+        assert stored["metadata"]["annotations"][CREATED_AT_SCHEMA_VERSION] == version
+        assert stored["spec"]["network"]["interfaces"][0]["name"] == "eth0"
+        if version != "v1alpha2":
+            assert stored["spec"]["bootstrap"]["cloudInit"]["instanceID"] == stored["spec"]["biosUUID"]
+
+    assert run.idle_writes == 0, f"{run.idle_writes} writes in {IDLE_SECONDS:.0f} s of a Ready cluster"
+    assert run.changed_while_idle == []

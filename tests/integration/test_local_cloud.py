@@ -1,4 +1,4 @@
-"""The local cloud itself: the real control plane, our VM Operator CRDs and the simulator."""
+"""The local cloud itself: the real control plane, VM Operator's CRDs and admission rules, and the simulator."""
 
 from __future__ import annotations
 
@@ -10,15 +10,20 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import run_cli
+from tests.conftest import VMOP_STORAGE, run_cli
 from tests.support.waiting import wait_for
 from vmray_operator.kube import resources as r
-from vmray_operator.kube.client import Kube, Unauthorized
+from vmray_operator.kube.client import ApiError, Kube, Unauthorized
 from vmray_operator.local import controlplane, processes, samples, vmop_crds
+from vmray_operator.local.vmop_defaults import CREATED_AT_SCHEMA_VERSION
 from vmray_operator.reconcile.conditions import find
 
+# The simulator and the API server's storage speak one version (see local/vmop_crds.py): so do these tests.
+VMS = r.VIRTUAL_MACHINES.at_version(VMOP_STORAGE)
+SERVICES = r.VIRTUAL_MACHINE_SERVICES.at_version(VMOP_STORAGE)
 
-def vm_body(name: str, namespace: str, version: str = "v1alpha2", **spec: Any) -> dict[str, Any]:
+
+def vm_body(name: str, namespace: str, version: str = VMOP_STORAGE, **spec: Any) -> dict[str, Any]:
     return {
         "apiVersion": f"vmoperator.vmware.com/{version}",
         "kind": "VirtualMachine",
@@ -34,25 +39,37 @@ def vm_body(name: str, namespace: str, version: str = "v1alpha2", **spec: Any) -
 
 
 async def get_vm(kube: Kube, namespace: str, name: str) -> dict[str, Any] | None:
-    return await kube.get(r.VIRTUAL_MACHINES, name, namespace)
+    return await kube.get(VMS, name, namespace)
 
 
 async def test_serves_every_vm_operator_version(kube: Kube, namespace: str) -> None:
     discovery = await kube.request("GET", "/apis/vmoperator.vmware.com")
     served = [v["version"] for v in discovery["versions"]]
     assert sorted(served) == sorted(vmop_crds.SUPPORTED_VERSIONS)
+    assert await vmop_crds.storage_version(kube) == VMOP_STORAGE
 
-    await kube.create(r.VIRTUAL_MACHINES, vm_body("cross-version", namespace, "v1alpha2"), namespace)
-    newest = r.VIRTUAL_MACHINES.at_version("v1alpha5")
-    read = await kube.get(newest, "cross-version", namespace)
-    assert read is not None
-    assert read["apiVersion"] == "vmoperator.vmware.com/v1alpha5"
-    assert read["spec"]["className"] == "best-effort-small"
+    await kube.create(VMS, vm_body("cross-version", namespace), namespace)
+    for version in vmop_crds.SUPPORTED_VERSIONS:  # no conversion: the stored object under each version's name
+        read = await kube.get(r.VIRTUAL_MACHINES.at_version(version), "cross-version", namespace)
+        assert read is not None
+        assert read["apiVersion"] == f"vmoperator.vmware.com/{version}"
+        assert read["spec"]["className"] == "best-effort-small"
+
+
+async def test_vm_operator_schemas_refuse_what_vm_operator_refuses(kube: Kube, namespace: str) -> None:
+    """The genuine schemas: an unknown field is an error (the client writes strictly), an enum is enforced."""
+    with pytest.raises(ApiError, match=r'unknown field "spec.powerOfMode"'):
+        await kube.create(VMS, vm_body("typo", namespace, powerOfMode="Soft"), namespace)
+    with pytest.raises(ApiError, match='Unsupported value: "Sleeping"'):
+        await kube.create(VMS, vm_body("asleep", namespace, powerState="Sleeping"), namespace)
+    created = await kube.create(VMS, vm_body("defaulted", namespace), namespace)
+    assert created["spec"]["powerOffMode"] == "TrySoft"  # the schema's own default
+    assert await get_vm(kube, namespace, "typo") is None
 
 
 @pytest.mark.simulator
 async def test_simulator_powers_on_a_vm_with_an_address(kube: Kube, namespace: str, simulator: Path) -> None:
-    await kube.create(r.VIRTUAL_MACHINES, vm_body("vm-a", namespace), namespace)
+    await kube.create(VMS, vm_body("vm-a", namespace), namespace)
 
     async def powered_on() -> dict[str, Any] | None:
         vm = await get_vm(kube, namespace, "vm-a")
@@ -77,9 +94,32 @@ async def test_simulator_powers_on_a_vm_with_an_address(kube: Kube, namespace: s
 
 
 @pytest.mark.simulator
+async def test_simulator_writes_vm_operators_defaults(kube: Kube, namespace: str, simulator: Path) -> None:
+    """What VM Operator's mutating webhook writes into a new VM, as the storage version has it."""
+    body = vm_body("defaults", namespace, imageName=samples.VM_IMAGE_DISPLAY_NAME)
+    body["spec"]["bootstrap"] = {"cloudInit": {"rawCloudConfig": {"name": "defaults-user-data", "key": "user-data"}}}
+    await kube.create(VMS, body, namespace)
+
+    async def defaulted() -> dict[str, Any] | None:
+        vm = await kube.get(VMS, "defaults", namespace)
+        return vm if CREATED_AT_SCHEMA_VERSION in ((vm or {})["metadata"].get("annotations") or {}) else None
+
+    vm = await wait_for(defaulted, what="VM Operator's defaults")
+    spec = vm["spec"]
+    assert vm["metadata"]["annotations"][CREATED_AT_SCHEMA_VERSION] == VMOP_STORAGE
+    assert spec["network"]["interfaces"][0]["name"] == "eth0"
+    assert spec["network"]["interfaces"][0]["network"]["kind"] == "Network"
+    if VMOP_STORAGE != "v1alpha2":
+        assert spec["biosUUID"] == spec["bootstrap"]["cloudInit"]["instanceID"]
+        assert spec["instanceUUID"]
+        assert spec["image"] == {"kind": "VirtualMachineImage", "name": samples.VM_IMAGE}  # resolved display name
+    assert spec["bootstrap"]["cloudInit"]["rawCloudConfig"] == {"name": "defaults-user-data", "key": "user-data"}
+
+
+@pytest.mark.simulator
 async def test_simulator_accepts_an_image_by_display_name(kube: Kube, namespace: str, simulator: Path) -> None:
     body = vm_body("by-display", namespace, imageName=samples.VM_IMAGE_DISPLAY_NAME)
-    await kube.create(r.VIRTUAL_MACHINES, body, namespace)
+    await kube.create(VMS, body, namespace)
 
     async def on() -> bool:
         vm = await get_vm(kube, namespace, "by-display")
@@ -91,7 +131,7 @@ async def test_simulator_accepts_an_image_by_display_name(kube: Kube, namespace:
 @pytest.mark.simulator
 async def test_missing_prerequisites_are_conditions_and_recover(kube: Kube, namespace: str, simulator: Path) -> None:
     body = vm_body("needs-class", namespace, className="gpu-large", imageName="vmi-missing")
-    await kube.create(r.VIRTUAL_MACHINES, body, namespace)
+    await kube.create(VMS, body, namespace)
 
     async def reported() -> dict[str, Any] | None:
         vm = await get_vm(kube, namespace, "needs-class")
@@ -112,7 +152,8 @@ async def test_missing_prerequisites_are_conditions_and_recover(kube: Kube, name
 
     classes = r.VIRTUAL_MACHINE_CLASSES
     await kube.create(classes, samples.vm_class("gpu-large", 8, classes.api_version), namespace)
-    await kube.patch(r.VIRTUAL_MACHINES, "needs-class", {"spec": {"imageName": samples.VM_IMAGE}}, namespace)
+    images = r.VIRTUAL_MACHINE_IMAGES  # the image appears (imageName is immutable, as in VM Operator)
+    await kube.create(images, samples.vm_image("vmi-missing", images.api_version, namespace), namespace)
 
     async def recovered() -> bool:
         vm = await get_vm(kube, namespace, "needs-class")
@@ -128,7 +169,7 @@ async def reported_vm(probe: Any) -> dict[str, Any]:
 
 @pytest.mark.simulator
 async def test_power_off_and_delete_release_the_address(kube: Kube, namespace: str, simulator: Path) -> None:
-    await kube.create(r.VIRTUAL_MACHINES, vm_body("vm-off", namespace), namespace)
+    await kube.create(VMS, vm_body("vm-off", namespace), namespace)
 
     async def address() -> str | None:
         vm = await get_vm(kube, namespace, "vm-off")
@@ -136,7 +177,7 @@ async def test_power_off_and_delete_release_the_address(kube: Kube, namespace: s
         return ip
 
     first_ip = await wait_for(address, what="vm-off address")
-    await kube.patch(r.VIRTUAL_MACHINES, "vm-off", {"spec": {"powerState": "PoweredOff"}}, namespace)
+    await kube.patch(VMS, "vm-off", {"spec": {"powerState": "PoweredOff"}}, namespace)
 
     async def off() -> bool:
         vm = await get_vm(kube, namespace, "vm-off")
@@ -145,7 +186,7 @@ async def test_power_off_and_delete_release_the_address(kube: Kube, namespace: s
 
     await wait_for(off, what="vm-off powered off")
 
-    await kube.delete(r.VIRTUAL_MACHINES, "vm-off", namespace)
+    await kube.delete(VMS, "vm-off", namespace)
 
     async def gone() -> bool:
         return await get_vm(kube, namespace, "vm-off") is None
@@ -154,7 +195,7 @@ async def test_power_off_and_delete_release_the_address(kube: Kube, namespace: s
 
     # The released address is free again: the lowest free one is handed out next, so the next VM gets
     # it or an even lower one (other tests release addresses too). No two VMs ever share one.
-    await kube.create(r.VIRTUAL_MACHINES, vm_body("vm-next", namespace), namespace)
+    await kube.create(VMS, vm_body("vm-next", namespace), namespace)
 
     async def next_address() -> str | None:
         vm = await get_vm(kube, namespace, "vm-next")
@@ -165,7 +206,7 @@ async def test_power_off_and_delete_release_the_address(kube: Kube, namespace: s
     assert ipaddress.IPv4Address(next_ip) <= ipaddress.IPv4Address(first_ip)
     all_ips = [
         vm["status"]["network"]["primaryIP4"]
-        for vm in await kube.list(r.VIRTUAL_MACHINES)
+        for vm in await kube.list(VMS)
         if (vm.get("status") or {}).get("network", {}).get("primaryIP4")
     ]
     assert len(all_ips) == len(set(all_ips))
@@ -173,7 +214,7 @@ async def test_power_off_and_delete_release_the_address(kube: Kube, namespace: s
 
 @pytest.mark.simulator
 async def test_load_balancer_service_gets_an_external_address(kube: Kube, namespace: str, simulator: Path) -> None:
-    services = r.VIRTUAL_MACHINE_SERVICES
+    services = SERVICES
     await kube.create(
         services,
         {

@@ -120,7 +120,7 @@ async def test_invalid_spec_is_rejected_naming_the_field(
     body = sample(namespace)
     mutation(body)
     with pytest.raises(ApiError) as rejected:
-        await kube.create(r.VMRAYCLUSTERS, body, namespace, strict=True)
+        await kube.create(r.VMRAYCLUSTERS, body, namespace)
     assert rejected.value.status in (400, 422)  # 400: strict decoding of an unknown field
     assert field in rejected.value.message
 
@@ -143,7 +143,7 @@ async def test_immutable_fields_cannot_change(kube: Kube, namespace: str, patch:
 
 
 async def test_the_seed_sample_and_a_ray_up_cluster_are_accepted(kube: Kube, namespace: str) -> None:
-    await kube.create(r.VMRAYCLUSTERS, sample(namespace), namespace, strict=True)
+    await kube.create(r.VMRAYCLUSTERS, sample(namespace), namespace)
     # What Ray's `ray up` writes: nulls for unset values, head_setup_commands, its own labels.
     ray_up = {
         "apiVersion": "vmray.broadcom.com/v1alpha1",
@@ -180,7 +180,7 @@ async def test_the_seed_sample_and_a_ray_up_cluster_are_accepted(kube: Kube, nam
             },
         },
     }
-    created = await kube.create(r.VMRAYCLUSTERS, ray_up, namespace, strict=True)
+    created = await kube.create(r.VMRAYCLUSTERS, ray_up, namespace)
     assert created["spec"]["head_node"]["head_setup_commands"] == ["pip list"]
 
 
@@ -196,5 +196,5 @@ async def test_a_password_secret_is_accepted_without_an_inline_hash(
         common["vm_password_salt_hash"] = salt_hash
     common["vm_password_secret"] = {"name": "ray-login", "key": "hash"}
     common["shared_storage"] = {"nfs_server": "10.0.0.9", "export_path": "/vsanfs/ray"}
-    created = await kube.create(r.VMRAYCLUSTERS, body, namespace, strict=True)
+    created = await kube.create(r.VMRAYCLUSTERS, body, namespace)
     assert created["spec"]["common_node_config"]["shared_storage"]["mount_path"] == "/mnt/shared_storage"

@@ -309,7 +309,7 @@ async def test_generated_specs_are_refused_naming_a_field_or_reconciled(
 async def attempt(kube: Kube, body: dict[str, Any], namespace: str) -> dict[str, Any] | ApiError:
     """The created object, or the API server's refusal."""
     try:
-        return await kube.create(r.VMRAYCLUSTERS, body, namespace, strict=True)
+        return await kube.create(r.VMRAYCLUSTERS, body, namespace)
     except ApiError as error:
         return error
 

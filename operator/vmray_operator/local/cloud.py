@@ -1,5 +1,6 @@
-"""The local cloud as a whole: control plane up, CRDs installed and established with the admission policy,
-sample vSphere objects seeded, and optionally the VM Operator simulator running beside it."""
+"""The local cloud as a whole: control plane up, CRDs installed and established with the admission policies
+(the VMRayCluster's and VM Operator's), sample vSphere objects seeded, and optionally the VM Operator simulator
+running beside it."""
 
 from __future__ import annotations
 
@@ -10,8 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vmray_operator.kube import resources as r
-from vmray_operator.kube.client import Body, Conflict, Kube
-from vmray_operator.local import controlplane, processes, samples, vmop_crds
+from vmray_operator.kube.client import Body, Conflict, Invalid, Kube
+from vmray_operator.local import controlplane, processes, samples, vmop_admission, vmop_crds
 from vmray_operator.local.hypervisor import remove_leftovers
 from vmray_operator.local.network import gateway_of, guest_api_address
 from vmray_operator.local.simulator import SimulatorConfig
@@ -50,23 +51,45 @@ async def _create_or_apply(kube: Kube, resource: r.Resource, body: Body) -> None
         await kube.apply(resource, body, field_manager="vmray-local")
 
 
-async def install_crds(kube: Kube, vmop_versions: tuple[str, ...], timeout: float = 30.0) -> None:
-    """The CRDs, established, and the admission policy that comes with the VMRayCluster CRD (as the package
-    installs it), so that everything run against the local cloud runs under it."""
-    crds = [*vmop_crds.crds(vmop_versions), *project_crds()]
+async def install_crds(
+    kube: Kube, vmop_versions: tuple[str, ...], vmop_storage: str | None = None, timeout: float = 30.0
+) -> None:
+    """The CRDs, established (VM Operator's serving vmop_versions, vmop_storage stored, by default the newest),
+    the admission policy that comes with the VMRayCluster CRD (as the package installs it) and VM Operator's
+    admission rules, all in force, so that everything run against the local cloud runs under them."""
+    crds = [*vmop_crds.crds(vmop_versions, vmop_storage), *project_crds()]
     for crd in crds:
         await _create_or_apply(kube, r.CRDS, crd)
     deadline = time.monotonic() + timeout
     for crd in crds:
         while True:
             current = await kube.get(r.CRDS, crd["metadata"]["name"])
-            conditions = (current or {}).get("status", {}).get("conditions", [])
+            conditions = ((current or {}).get("status") or {}).get("conditions") or []
             if any(c["type"] == "Established" and c["status"] == "True" for c in conditions):
                 break
             if time.monotonic() > deadline:
                 raise TimeoutError(f"CRD {crd['metadata']['name']} not established after {timeout:.0f} s")
             await asyncio.sleep(0.1)
     await install_admission_policy(kube)
+    await install_vmop_admission(kube, vmop_versions[0], timeout)
+
+
+async def install_vmop_admission(kube: Kube, probe_version: str, timeout: float = 30.0) -> None:
+    """VM Operator's admission rules (local/vmop_admission.py), waiting until the API server enforces them."""
+    for policy in vmop_admission.POLICIES:
+        await _create_or_apply(kube, r.ADMISSION_POLICIES, policy.body())
+        await _create_or_apply(kube, r.ADMISSION_POLICY_BINDINGS, policy.binding())
+    vms = r.VIRTUAL_MACHINES.at_version(probe_version)
+    classless = {"apiVersion": vms.api_version, "kind": "VirtualMachine", "metadata": {"name": "probe"}, "spec": {}}
+    deadline = time.monotonic() + timeout
+    while True:  # a dry run of a VM without a class: refused once the rules are loaded
+        try:
+            await kube.request("POST", vms.path("default"), {"dryRun": "All"}, body=classless)
+        except Invalid:
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"VM Operator's admission rules not in force after {timeout:.0f} s")
+        await asyncio.sleep(0.2)
 
 
 async def install_admission_policy(kube: Kube) -> None:
@@ -77,12 +100,12 @@ async def install_admission_policy(kube: Kube) -> None:
     await _create_or_apply(kube, r.ADMISSION_POLICY_BINDINGS, binding())
 
 
-async def _prepare(kubeconfig: Path, vmop_versions: tuple[str, ...]) -> None:
+async def _prepare(kubeconfig: Path, vmop_versions: tuple[str, ...], vmop_storage: str) -> None:
     kube = Kube.from_kubeconfig(str(kubeconfig))
     try:
-        await install_crds(kube, vmop_versions)
-        await samples.seed_cluster(kube, vmop_versions[0])
-        await samples.seed_namespace(kube, DEMO_NAMESPACE, vmop_versions[0])
+        await install_crds(kube, vmop_versions, vmop_storage)
+        await samples.seed_cluster(kube, vmop_storage)
+        await samples.seed_namespace(kube, DEMO_NAMESPACE, vmop_storage)
     finally:
         kube.close()
 
@@ -92,18 +115,21 @@ def up(
     vmop_versions: tuple[str, ...] = vmop_crds.SUPPORTED_VERSIONS,
     simulator: str | None = "fake",
     simulator_args: list[str] | None = None,
+    vmop_storage: str | None = None,
 ) -> LocalCloud:
+    """vmop_storage: the VM Operator version stored and spoken by the simulator (by default the newest served)."""
+    storage = vmop_storage or vmop_versions[-1]
     # In ray mode the VMs reach the API server on their gateway (as VMs reach a Supervisor's API).
     extra_ips = (gateway_of(SimulatorConfig.vm_network),) if simulator == "ray" else ()
     endpoints = controlplane.up(state_dir, extra_ips=extra_ips)
     cloud = LocalCloud(state_dir, endpoints)
     try:
-        asyncio.run(_prepare(cloud.kubeconfig, vmop_versions))
+        asyncio.run(_prepare(cloud.kubeconfig, vmop_versions, storage))
         if simulator:
             extra = list(simulator_args or [])
             if simulator == "ray":
                 extra += ["--api-server", endpoints.server.removeprefix("https://")]
-            start_simulator(cloud, simulator, vmop_versions[0], extra)
+            start_simulator(cloud, simulator, storage, extra)
     except BaseException:
         controlplane.down(state_dir)
         raise

@@ -13,6 +13,7 @@ VM_CLASSES = {"best-effort-small": (2, "4Gi"), "best-effort-xlarge": (4, "32Gi")
 VM_IMAGE = "vmi-7289e7d90a3c53e73"
 VM_IMAGE_DISPLAY_NAME = "ubuntu-2204-ray"
 CLUSTER_VM_IMAGE = "vmi-ubuntu-cluster"
+CONTENT_LIBRARY_API = "imageregistry.vmware.com/v1alpha1"
 
 
 async def _create(kube: Kube, resource: r.Resource, body: Body, namespace: str | None = None) -> Body | None:
@@ -47,7 +48,10 @@ def _image(kind: str, name: str, display_name: str, api_version: str, namespace:
         "apiVersion": api_version,
         "kind": kind,
         "metadata": meta,
-        "spec": {"type": "OVF", "providerRef": {"kind": "ContentLibraryItem", "name": f"clitem-{name}"}},
+        # a content library item is where a Supervisor's images come from
+        "spec": {
+            "providerRef": {"apiVersion": CONTENT_LIBRARY_API, "kind": "ContentLibraryItem", "name": f"clitem-{name}"}
+        },
     }
 
 
