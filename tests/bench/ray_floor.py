@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -19,9 +20,12 @@ from vmray_operator.local import cloud
 from vmray_operator.local.network import VmNetwork
 from vmray_operator.local.raynode import RayNode
 from vmray_operator.local.tools import tool_path
+from vmray_operator.local.user_data import CloudConfig
 from vmray_operator.render.context import RAY_DASHBOARD_PORT
 
 SAMPLE = Path(__file__).resolve().parents[2] / "crds" / "samples" / "vmraycluster.yaml"
+RAY_CLI = str(Path(sys.executable).parent / "ray")
+WAIT_FOR_HEAD = "until timeout 1 bash -c '</dev/tcp/{}/6379' 2>/dev/null; do sleep 0.2; done"
 
 
 async def _alive_nodes(url: str) -> int:
@@ -47,19 +51,14 @@ async def floor(workdir: Path) -> float:
         for i, address in enumerate([head_ip, "10.215.0.3", "10.215.0.4"]):
             netns = await network.attach(f"node{i}", address)
             head = i == 0
-            start = (
-                ["ray", "start", "--head", "--port=6379", "--dashboard-host=0.0.0.0"]
+            ray = ["env", "RAY_USAGE_STATS_ENABLED=0", RAY_CLI, "start", "--num-cpus=1"]
+            runcmd = (
+                [[*ray, "--head", "--port=6379", "--dashboard-host=0.0.0.0"]]
                 if head
-                else ["ray", "start", f"--address={head_ip}:6379"]
+                else [["sh", "-c", WAIT_FOR_HEAD.format(head_ip)], [*ray, f"--address={head_ip}:6379"]]
             )
-            runtime = {
-                "role": "head" if head else "worker",
-                "ray_start": [*start, "--num-cpus=1", "--block"],
-                "env": {"RAY_USAGE_STATS_ENABLED": "0"},
-                "head_host": None if head else head_ip,
-                "gcs_port": 6379,
-            }
-            node = RayNode(f"floor-{i}", netns, address, runtime, workdir / f"n{i}", Path(f"/tmp/vrf100/{i}"))
+            config = CloudConfig(files=[], runcmd=runcmd, mount_points=[])
+            node = RayNode(f"floor-{i}", netns, address, config, workdir / f"n{i}", Path(f"/tmp/vrf100/{i}"))
             node.start()
             nodes.append(node)
         while await _alive_nodes(f"http://{head_ip}:{RAY_DASHBOARD_PORT}") < 3:

@@ -109,13 +109,30 @@ def test_gpu_node_types_get_the_gpus_and_say_how_many() -> None:
     assert "--gpus all" not in head
 
 
+HEREDOC = "cat > /tmp/ray/settings.conf <<'EOF'\n# generated\nlevel = 3\nEOF"
+
+
+def test_each_command_is_written_once_into_the_script_of_its_purpose() -> None:
+    spec = sample_spec(autoscaler_desired_workers=WORKERS)
+    spec.common_node_config.setup_commands = [HEREDOC]
+    spec.common_node_config.initialization_commands = ["apt-get install -y jq  # for the jobs"]
+    for text in _user_data(context(spec)).values():
+        document = yaml.safe_load(text)
+        files = {f["path"]: f["content"] for f in document["write_files"]}
+        assert files["/etc/vmray/setup.sh"].count(f"(\n{HEREDOC}\n)\n") == 1
+        assert "(\napt-get install -y jq  # for the jobs\n)\n" in files["/etc/vmray/initialize.sh"]
+        assert text.count("level = 3") == 1  # nowhere else: not in the node script, not as data
+        assert text.count("apt-get install -y jq") == 2  # the command, and its name in the script's messages
+        assert document["runcmd"][0] == ["/etc/vmray/initialize.sh"]
+
+
 def test_everything_at_once_is_still_valid_cloud_config() -> None:
     spec = sample_spec(
         autoscaler_desired_workers=WORKERS,
         common_node_config={
             **sample_spec().common_node_config.model_dump(exclude_none=True),
             "shared_storage": NFS,
-            "setup_commands": ["echo 'it''s; $(rm -rf /)'"],
+            "setup_commands": ["echo 'it''s; $(rm -rf /)'", "pip install torch  # pin later", HEREDOC],
             "initialization_commands": ["apt-get install -y jq"],
         },
     )

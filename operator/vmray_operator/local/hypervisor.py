@@ -1,5 +1,6 @@
-"""What the simulator does to 'run' a VM: nothing but bookkeeping (fake), or a network namespace with a
-real Ray node inside and a real TCP load balancer in front of services (ray)."""
+"""What the simulator does to 'run' a VM: nothing but bookkeeping (fake), or a network namespace running what
+the VM's cloud-init would run (for the operator's user-data, a real Ray node) and a real TCP load balancer in
+front of services (ray)."""
 
 from __future__ import annotations
 
@@ -8,15 +9,19 @@ import contextlib
 import hashlib
 import logging
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
 from vmray_operator.local.cloudinit_schema import validate_user_data
 from vmray_operator.local.lbproxy import LoadBalancer, Target
-from vmray_operator.local.network import GUEST_API_PORT, VmNetwork
-from vmray_operator.local.raynode import RayNode, guest_files, node_runtime
+from vmray_operator.local.network import GUEST_API_PORTS, VmNetwork
+from vmray_operator.local.raynode import RayNode
+from vmray_operator.local.user_data import parse_user_data
 
 log = logging.getLogger("vmray.hypervisor")
+
+GuestInfoListener = Callable[[str], None]  # called with a VM's key when its guest set a guestinfo value
 
 
 class Hypervisor(Protocol):
@@ -28,6 +33,8 @@ class Hypervisor(Protocol):
     async def power_off(self, key: str, soft: bool = False) -> None: ...
     async def expose(self, key: str, address: str, ports: list[tuple[int, int]], target: Target) -> None: ...
     async def unexpose(self, key: str) -> None: ...
+    def guest_info(self, key: str) -> dict[str, str]: ...
+    def watch_guest_info(self, listener: GuestInfoListener) -> None: ...
 
 
 class FakeHypervisor:
@@ -60,6 +67,12 @@ class FakeHypervisor:
     async def unexpose(self, key: str) -> None:
         return None
 
+    def guest_info(self, key: str) -> dict[str, str]:
+        return {}
+
+    def watch_guest_info(self, listener: GuestInfoListener) -> None:
+        return None
+
 
 def instance_tag(state_dir: Path) -> str:
     """A short tag, unique per simulator state directory, in the names of its links and namespaces."""
@@ -81,16 +94,18 @@ class RayHypervisor:
         self.state_dir = state_dir
         self.network = VmNetwork(instance_tag(state_dir), vm_network)
         self.drain_timeout = drain_timeout
-        self.api_server = api_server  # host:port of the API server; VMs reach it at guest_api_address()
+        self.api_server = api_server  # host:port of the API server; VMs reach it on their gateway
         self._api_forwarder: LoadBalancer | None = None
-        self._nodes: dict[str, RayNode | None] = {}  # None: a VM without a Ray node (no node.json)
+        self._nodes: dict[str, RayNode | None] = {}  # None: a VM without user-data, which runs nothing
         self._balancers: dict[str, LoadBalancer] = {}
+        self._guest_info_listener: GuestInfoListener | None = None
 
     async def start(self) -> None:
         await self.network.setup()
         if self.api_server:
             host, port = self.api_server.rsplit(":", 1)
-            self._api_forwarder = LoadBalancer(str(self.network.gateway), [(GUEST_API_PORT, int(port))], lambda: host)
+            ports = [(guest_port, int(port)) for guest_port in GUEST_API_PORTS]
+            self._api_forwarder = LoadBalancer(str(self.network.gateway), ports, lambda: host)
             await self._api_forwarder.start()
 
     async def stop(self) -> None:
@@ -112,16 +127,25 @@ class RayHypervisor:
 
     async def power_on(self, key: str, vm_name: str, address: str, user_data: str | None) -> None:
         netns = await self.network.attach(key, address)
-        files = guest_files(user_data) if user_data else {}
-        runtime = node_runtime(files)
-        if runtime is None:
+        if not user_data:
             self._nodes[key] = None
             return
         home = self.state_dir / "vms" / key.replace("/", "_")
         tmp = self._guest_tmp_root() / netns.rsplit("-", 1)[-1]
-        node = RayNode(vm_name, netns, address, runtime, home, tmp, files)
+        node = RayNode(vm_name, netns, address, parse_user_data(user_data), home, tmp, lambda: self._guest_set(key))
         self._nodes[key] = node
         node.start()
+
+    def _guest_set(self, key: str) -> None:
+        if self._guest_info_listener is not None:
+            self._guest_info_listener(key)
+
+    def guest_info(self, key: str) -> dict[str, str]:
+        node = self._nodes.get(key)
+        return node.guest_info() if node is not None else {}
+
+    def watch_guest_info(self, listener: GuestInfoListener) -> None:
+        self._guest_info_listener = listener
 
     def is_on(self, key: str) -> bool:
         return key in self._nodes

@@ -1,232 +1,281 @@
 """A simulated VM's guest: what its cloud-init would run, for real, inside the VM's network namespace.
 
-The node's Ray command and environment come from /etc/vmray/node.json in the VM's user-data (the
-same data the guest's systemd unit runs from); the locally installed Ray stands in for the container."""
+cloud-init's part: the files of write_files, where the guest sees them (the VM's own copies, laid read-only
+over the host's directories), then runcmd in order. The simulator plays systemd for the units runcmd starts,
+as their unit files say (ExecStartPre, ExecStart, ExecStop, Restart, RestartSec). Stand-ins only for what
+cannot run here: `systemctl` is the simulator itself, the shared storage is not mounted, and the programs in
+local/guest_bin come first on the guest's PATH: `docker` runs the container's command in the VM with the
+locally installed Ray standing in for the image, `vmware-rpctool` keeps the guestinfo values a guest sets."""
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
-import json
 import logging
 import os
+import shlex
 import shutil
 import signal
 import sys
 from collections.abc import Awaitable, Callable
-from pathlib import Path
-from typing import Any
+from pathlib import Path, PurePosixPath
+from typing import IO
 
-import yaml
-
-from vmray_operator.render.guest_paths import GUEST_DIR, NODE_FILE
+from vmray_operator.local import docker_standin, rpctool_standin
+from vmray_operator.local.systemd_unit import ServiceUnit, parse_unit
+from vmray_operator.local.user_data import CloudConfig
+from vmray_operator.render.guest_paths import STATE_DIR
 
 log = logging.getLogger("vmray.raynode")
 
-
-def guest_files(user_data: str) -> dict[str, tuple[str, int]]:
-    """The files cloud-init writes under GUEST_DIR: path relative to it -> (content, mode)."""
-    document = yaml.safe_load(user_data) or {}
-    files: dict[str, tuple[str, int]] = {}
-    for entry in document.get("write_files") or []:
-        path = str(entry.get("path", ""))
-        if not path.startswith(GUEST_DIR + "/"):
-            continue
-        content = entry.get("content", "")
-        if entry.get("encoding") in ("b64", "base64"):
-            content = base64.b64decode(content).decode()
-        files[path.removeprefix(GUEST_DIR + "/")] = (content, int(str(entry.get("permissions", "0644")), 8))
-    return files
+GUEST_BIN = Path(__file__).resolve().parent / "guest_bin"
+UNIT_DIR = "/etc/systemd/system"
+# The VM's own /tmp/ray, where Ray keeps its sessions and sockets (one per machine); the rest of /tmp is shared.
+GUEST_TMP = "/tmp/ray"
+GUEST_HOME = f"{GUEST_TMP}/home"
 
 
-def node_runtime(files: dict[str, tuple[str, int]]) -> dict[str, Any] | None:
-    """The node's Ray command and environment (node.json) among a VM's guest files; None when it has none."""
-    entry = files.get(NODE_FILE.removeprefix(GUEST_DIR + "/"))
-    if entry is None:
-        return None
-    runtime: dict[str, Any] = json.loads(entry[0])
-    return runtime
-
-
-def read_env_file(text: str) -> dict[str, str]:
-    """KEY=value lines, as `docker run --env-file` reads them (no quoting, # starts a comment line)."""
-    env: dict[str, str] = {}
-    for line in text.splitlines():
-        if line.strip() and not line.lstrip().startswith("#") and "=" in line:
-            key, value = line.split("=", 1)
-            env[key.strip()] = value
-    return env
-
-
-def ray_bin_dir() -> Path:
-    """Where the Ray CLI and a `python` that imports ray live: this interpreter's environment."""
-    return Path(sys.executable).parent
-
-
-async def _tcp_open(host: str, port: int) -> bool:
-    try:
-        _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout=2)
-    except (OSError, TimeoutError):
-        return False
-    writer.close()
-    return True
+def _under(path: str, directory: str) -> bool:
+    return path == directory or path.startswith(directory.rstrip("/") + "/")
 
 
 class RayNode:
-    RESTART_DELAY = 5.0  # the guest's systemd unit: Restart=always, RestartSec=5
+    GUEST_INFO_POLL = 0.5  # seconds between looks at the guestinfo values the guest set
 
     def __init__(
         self,
         vm_name: str,
         netns: str,
         address: str,
-        runtime: dict[str, Any],
+        config: CloudConfig,
         home: Path,
         tmp: Path,
-        files: dict[str, tuple[str, int]] | None = None,
+        on_guest_info: Callable[[], None] | None = None,
     ) -> None:
         self.vm_name = vm_name
-        self.files = files or {}  # what cloud-init writes under GUEST_DIR
-        self.guest_dir = home / "guest-dir"  # the VM's GUEST_DIR, kept by the simulator outside the guest
         self.netns = netns
         self.address = address
-        self.runtime = runtime
-        self.home = home  # where the simulator keeps the VM's guest log (outside the guest)
-        self.tmp = tmp  # the VM's /tmp; short, because Ray puts unix sockets (107 bytes at most) there
-        self.process: asyncio.subprocess.Process | None = None
-        self.companions: list[asyncio.subprocess.Process] = []  # started beside Ray, gone with the VM
-        self.starts = 0
-        self._task: asyncio.Task[None] | None = None
+        self.config = config
+        self.home = home  # the VM's disk and its guest log, kept by the simulator outside the guest
+        self.root = home / "root"  # the VM's own files, at their guest paths below it
+        self.tmp = tmp  # the VM's /tmp/ray; short, because Ray puts unix sockets (107 bytes at most) there
+        self.on_guest_info = on_guest_info  # called when the guest set a guestinfo value
+        self.unit: ServiceUnit | None = None  # the unit runcmd started
+        self.process: asyncio.subprocess.Process | None = None  # its main process (ExecStart)
+        self._processes: list[asyncio.subprocess.Process] = []
+        self._tasks: list[asyncio.Task[None]] = []
+        self._boot = ""
+
+    # -- the guest's world ------------------------------------------------------------------------------
+
+    def _on_disk(self, guest_path: str) -> Path:
+        return self.root / guest_path.lstrip("/")
 
     def _env(self) -> dict[str, str]:
-        tmp = self.tmp
-        tmp.mkdir(parents=True, exist_ok=True)
         # A guest's environment is its own: nothing of the simulator's (or a test runner's) leaks in.
-        env = {"LANG": "C.UTF-8", "USER": "root", "SHELL": "/bin/bash"}
-        env.update(
-            {
-                "PATH": f"{ray_bin_dir()}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-                "HOME": "/tmp/ray/home",  # inside the VM's own directory
-                "VMRAY_GUEST_TMP": str(tmp),
-                "VMRAY_GUEST_HOSTNAME": self.vm_name,  # VM Operator names the guest after the VM
-                "RAY_CLOUD_INSTANCE_ID": self.vm_name,
-                "VMRAY_GUEST_DIR": str(self.guest_dir),
-                **{str(k): str(v) for k, v in (self.runtime.get("env") or {}).items()},
-            }
-        )
-        for path in self.runtime.get("env_files") or []:  # what `docker run --env-file` would add
-            env.update(read_env_file((self.guest_dir / str(path).removeprefix(GUEST_DIR + "/")).read_text()))
-        return env
+        return {
+            "PATH": f"{GUEST_BIN}:{docker_standin.SYSTEM_PATH}",
+            "LANG": "C.UTF-8",
+            "USER": "root",
+            "SHELL": "/bin/bash",
+            "HOME": GUEST_HOME,  # the VM's own, not the host's
+            "VMRAY_GUEST_HOSTNAME": self.vm_name,  # VM Operator names the guest after the VM
+            "VMRAY_GUEST_PYTHON": sys.executable,  # runs the stand-ins
+            docker_standin.STATE_ENV: str(self.home / "containers"),
+            rpctool_standin.INFO_ENV: str(self.home / "guestinfo"),
+        }
 
-    def _write_files(self) -> None:
-        """cloud-init's write_files under GUEST_DIR, with their modes."""
-        self.guest_dir.mkdir(parents=True, exist_ok=True)
-        for relative, (content, mode) in self.files.items():
-            path = self.guest_dir / relative
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(content)
-            path.chmod(mode)
+    def _overlay_points(self) -> list[str]:
+        """Where the VM's files are laid over the host's directories: for each file, the nearest directory on
+        its way that the host has (the guest sees the host's files there too, read-only, as on an image)."""
+        points: set[str] = set()
+        for file in self.config.files:
+            if _under(file.path, GUEST_TMP) or _under(file.path, STATE_DIR):
+                continue  # in the VM's own writable directories
+            directory = PurePosixPath(file.path).parent
+            while not Path(directory).is_dir():
+                directory = directory.parent
+            if str(directory) != "/":  # never over the whole host
+                points.add(str(directory))
+        return sorted(p for p in points if not any(_under(p, other) for other in points if other != p))
+
+    def _boot_script(self) -> str:
+        """The mount namespace of the guest's processes: the VM's files where cloud-init wrote them, /tmp/ray
+        and STATE_DIR the VM's own and writable; its hostname; then the program."""
+        steps = [
+            f"mount -t overlay overlay -o ro,lowerdir={shlex.quote(f'{self._on_disk(p)}:{p}')} {shlex.quote(p)}"
+            for p in self._overlay_points()
+        ]
+        for guest_dir, own in ((GUEST_TMP, self.tmp), (STATE_DIR, self._on_disk(STATE_DIR))):
+            steps.append(f"mkdir -p {shlex.quote(guest_dir)} && mount --bind {shlex.quote(str(own))} {guest_dir}")
+        steps += ['hostname "$VMRAY_GUEST_HOSTNAME"', 'mkdir -p "$HOME"', "cd /", 'exec "$@"']
+        return " && ".join(steps)
 
     def _in_guest(self, *argv: str) -> list[str]:
-        """argv run inside the VM: its network namespace, its own hostname (the VM's name), and a mount
-        namespace in which the VM's own directories are /tmp/ray and GUEST_DIR."""
-        # Only /tmp/ray (where Ray keeps its sessions and sockets, one per machine) and GUEST_DIR (the files
-        # cloud-init wrote) are the VM's own: the rest stays visible, since the Ray installation standing in
-        # for the image may live anywhere. GUEST_DIR is read-only, as the container mounts it.
-        boot = (
-            'mkdir -p /tmp/ray && mount --bind "$VMRAY_GUEST_TMP" /tmp/ray && hostname "$VMRAY_GUEST_HOSTNAME" '
-            f'&& mkdir -p {GUEST_DIR} && mount --bind -o ro "$VMRAY_GUEST_DIR" {GUEST_DIR} '
-            '&& mkdir -p "$HOME" && cd "$HOME" && exec "$@"'
-        )
-        return ["ip", "netns", "exec", self.netns, "unshare", "--mount", "--uts", "sh", "-c", boot, "guest", *argv]
+        """argv run inside the VM: its network namespace, its own hostname (the VM's name), its mounts."""
+        return [
+            "ip",
+            "netns",
+            "exec",
+            self.netns,
+            "unshare",
+            "--mount",
+            "--uts",
+            "sh",
+            "-c",
+            self._boot,
+            "guest",
+            *argv,
+        ]
 
-    def _log(self) -> Any:
+    def _log(self) -> IO[bytes]:
         return (self.home / "guest.log").open("ab")
 
-    async def _run_commands(self, commands: list[str], what: str) -> None:
-        for command in commands:
-            with self._log() as log_file:
-                proc = await asyncio.create_subprocess_exec(
-                    *self._in_guest("bash", "-c", command),
-                    env=self._env(),
-                    cwd="/",  # the guest's own working directory is set inside it
-                    stdout=log_file,
-                    stderr=asyncio.subprocess.STDOUT,
-                )
-                code = await proc.wait()
-            if code != 0:
-                raise RuntimeError(f"{what} command failed with exit code {code}: {command}")
+    async def _spawn(self, argv: list[str]) -> asyncio.subprocess.Process:
+        program = argv[0] if argv else ""
+        if program.startswith("/") and (GUEST_BIN / PurePosixPath(program).name).exists():
+            argv = [str(GUEST_BIN / PurePosixPath(program).name), *argv[1:]]  # /usr/bin/docker in a unit file
+        with self._log() as log_file:
+            process = await asyncio.create_subprocess_exec(
+                *self._in_guest(*argv),
+                env=self._env(),
+                cwd="/",
+                stdout=log_file,
+                stderr=asyncio.subprocess.STDOUT,
+                start_new_session=True,
+            )
+        self._processes = [p for p in self._processes if p.returncode is None] + [process]
+        return process
+
+    async def _run(self, argv: list[str]) -> int:
+        return await (await self._spawn(argv)).wait()
+
+    # -- cloud-init ---------------------------------------------------------------------------------------
 
     def start(self) -> None:
+        for stale in (self.root, self.home / "containers", self.home / "guestinfo"):  # booted from user-data
+            shutil.rmtree(stale, ignore_errors=True)
         self.home.mkdir(parents=True, exist_ok=True)
-        self._task = asyncio.create_task(self._boot(), name=f"boot-{self.vm_name}")
+        self.tmp.mkdir(parents=True, exist_ok=True)
+        self._tasks.append(asyncio.create_task(self._cloud_init(), name=f"cloud-init-{self.vm_name}"))
+        if self.on_guest_info is not None:
+            self._tasks.append(asyncio.create_task(self._watch_guest_info(), name=f"guestinfo-{self.vm_name}"))
 
-    async def _boot(self) -> None:
-        """cloud-init's order: write_files, initialization commands, wait for the head, setup commands, Ray."""
+    async def _cloud_init(self) -> None:
         try:
             self._write_files()
-            await self._run_commands(list(self.runtime.get("initialization_commands") or []), "initialization")
-            head, port = self.runtime.get("head_host"), int(self.runtime.get("gcs_port") or 6379)
-            while head and not await _tcp_open(head, port):
-                await asyncio.sleep(1)
-            await self._run_commands(list(self.runtime.get("setup_commands") or []), "setup")
-            for companion in self.runtime.get("companions") or []:  # in the background, as `( ... & )` does
-                with self._log() as log_file:
-                    process = await asyncio.create_subprocess_exec(
-                        *self._in_guest(*companion),
-                        env=self._env(),
-                        cwd="/",
-                        stdout=log_file,
-                        stderr=asyncio.subprocess.STDOUT,
-                        start_new_session=True,
-                    )
-                self.companions.append(process)
-            argv = list(self.runtime["ray_start"])
-            if argv and argv[0] == "ray":
-                argv[0] = str(ray_bin_dir() / "ray")
-            while True:  # as the guest's systemd unit does: Restart=always
-                with self._log() as log_file:
-                    self.process = await asyncio.create_subprocess_exec(
-                        *self._in_guest(*argv),
-                        env=self._env(),
-                        cwd="/",  # the guest's own working directory is set inside it
-                        stdout=log_file,
-                        stderr=asyncio.subprocess.STDOUT,
-                        start_new_session=True,
-                    )
-                self.starts += 1
-                role, pid = self.runtime.get("role"), self.process.pid
-                log.info("started Ray %s on %s (%s, pid %d)", role, self.vm_name, self.address, pid)
-                code = await self.process.wait()
-                log.warning("Ray on %s exited (%s); restarting in %.0f s", self.vm_name, code, self.RESTART_DELAY)
-                await asyncio.sleep(self.RESTART_DELAY)
+            self._boot = self._boot_script()
+            for argv in self.config.runcmd:
+                await self._runcmd(argv)
         except asyncio.CancelledError:
             raise
         except Exception:
-            log.exception("boot of %s failed", self.vm_name)
+            log.exception("cloud-init of %s failed", self.vm_name)
 
-    @property
-    def running(self) -> bool:
-        return self.process is not None and self.process.returncode is None
+    def _write_files(self) -> None:
+        """cloud-init's write_files, with their modes, on the VM's own disk."""
+        self._on_disk(STATE_DIR).mkdir(parents=True, exist_ok=True)
+        for file in self.config.files:
+            path = self._on_disk(file.path)
+            if not path.resolve().is_relative_to(self.root.resolve()):
+                log.warning("%s: not writing %s, which is outside the VM", self.vm_name, file.path)
+                continue
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(file.content)
+            path.chmod(file.mode)
+
+    async def _runcmd(self, argv: list[str]) -> None:
+        """One runcmd entry; as in cloud-init's runcmd script, a failing one does not stop the next."""
+        if argv[:1] == ["systemctl"]:
+            self._systemctl(argv[1:])
+            return
+        if argv[:1] in (["mkdir"], ["mount"]) and any(a in self.config.mount_points for a in argv[1:]):
+            log.info("%s: shared storage is not simulated: %s skipped", self.vm_name, shlex.join(argv))
+            return
+        code = await self._run(argv)
+        if code != 0:
+            log.warning("%s: runcmd %s exited with status %d", self.vm_name, shlex.join(argv), code)
+
+    # -- systemd ----------------------------------------------------------------------------------------
+
+    def _systemctl(self, args: list[str]) -> None:
+        verb = args[0] if args else ""
+        if verb == "start" or (verb == "enable" and "--now" in args):
+            for name in (a for a in args[1:] if not a.startswith("-")):
+                self.unit = parse_unit(self._on_disk(f"{UNIT_DIR}/{name}").read_text())
+                self._tasks.append(asyncio.create_task(self._supervise(name, self.unit), name=f"{name}-{self.vm_name}"))
+        elif verb != "daemon-reload":
+            log.info("%s: systemctl %s: nothing to do in the simulator", self.vm_name, shlex.join(args))
+
+    async def _supervise(self, name: str, unit: ServiceUnit) -> None:
+        """systemd's part for a service: ExecStartPre, then ExecStart as its main process; started again after
+        RestartSec when Restart says so."""
+        try:
+            while True:
+                code = 1
+                if await self._start_pre(unit):
+                    self.process = await self._spawn(unit.start.argv)
+                    log.info("started %s on %s (%s, pid %d)", name, self.vm_name, self.address, self.process.pid)
+                    code = await self.process.wait()
+                if not unit.restarts_after(code):
+                    log.warning("%s on %s exited (%s); not restarted", name, self.vm_name, code)
+                    return
+                log.warning("%s on %s exited (%s); restarting in %.0f s", name, self.vm_name, code, unit.restart_sec)
+                await asyncio.sleep(unit.restart_sec)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("%s on %s failed", name, self.vm_name)
+
+    async def _start_pre(self, unit: ServiceUnit) -> bool:
+        for command in unit.start_pre:
+            if await self._run(command.argv) != 0 and not command.ignore_failure:
+                return False
+        return True
+
+    async def _stop_unit(self, unit: ServiceUnit, main: asyncio.subprocess.Process) -> None:
+        """ExecStop (the container gets SIGTERM and Ray drains the node), then SIGTERM to the main process."""
+        for command in unit.stop:
+            await self._run(command.argv)
+        with contextlib.suppress(ProcessLookupError):
+            main.send_signal(signal.SIGTERM)
+        await main.wait()
+
+    # -- guestinfo ----------------------------------------------------------------------------------------
+
+    def guest_info(self) -> dict[str, str]:
+        """The guestinfo values the guest set (vmware-rpctool info-set), by key."""
+        return rpctool_standin.read_values(self.home / "guestinfo")
+
+    async def _watch_guest_info(self) -> None:
+        seen: dict[str, str] = {}
+        while True:
+            await asyncio.sleep(self.GUEST_INFO_POLL)
+            current = self.guest_info()
+            if current != seen and self.on_guest_info is not None:
+                seen = current
+                self.on_guest_info()
+
+    # -- power off ----------------------------------------------------------------------------------------
 
     async def stop(self, pids_in_namespace: Callable[[], Awaitable[list[int]]], drain_timeout: float) -> None:
-        """With a drain timeout: SIGTERM first (Ray drains the node) and wait for it. Then whatever still
-        runs in the VM's namespace is killed, as a VM that is off runs nothing."""
-        if self._task and not self._task.done():
-            self._task.cancel()
+        """With a drain timeout (a soft power-off), the guest's systemd stops the unit first, within the drain
+        timeout. Then whatever still runs in the VM's namespace is killed, as a VM that is off runs nothing."""
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        if drain_timeout > 0 and self.process and self.process.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                self.process.send_signal(signal.SIGTERM)
+                await task
+        self._tasks.clear()
+        main, unit = self.process, self.unit
+        if drain_timeout > 0 and unit is not None and main is not None and main.returncode is None:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.process.wait(), timeout=drain_timeout)
+                await asyncio.wait_for(self._stop_unit(unit, main), timeout=min(drain_timeout, unit.timeout_stop_sec))
         for pid in await pids_in_namespace():
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-        for process in [self.process, *self.companions]:
-            if process and process.returncode is None:
+        for process in self._processes:
+            if process.returncode is None:
                 with contextlib.suppress(ProcessLookupError):
                     process.kill()
                 await process.wait()

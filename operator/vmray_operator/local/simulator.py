@@ -2,7 +2,8 @@
 
 Like VM Operator, it puts its finalizer on the objects it manages, reports missing prerequisites
 (class, image, storage class, bootstrap secret) as False conditions and retries until they appear,
-powers VMs on and off as spec.powerState asks, gives powered-on VMs an address from a pool, gives
+powers VMs on and off as spec.powerState asks, gives powered-on VMs an address from a pool, reports what a
+guest sets in guestinfo.vmservice.bootstrap.condition as the VM's GuestBootstrap condition, gives
 LoadBalancer services an external address, and releases addresses when objects are deleted."""
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import base64
 import contextlib
 import datetime
 import logging
+import re
+import uuid
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
@@ -24,7 +27,10 @@ from vmray_operator.kube.login import connection_info
 from vmray_operator.local.addresses import AddressPool
 from vmray_operator.local.hypervisor import FakeHypervisor, Hypervisor
 from vmray_operator.local.network import gateway_of
-from vmray_operator.reconcile.conditions import find, set_condition
+from vmray_operator.local.vmop_defaults import defaults_patch, is_defaulted
+from vmray_operator.reconcile.conditions import Condition, find, set_condition
+from vmray_operator.reconcile.status import GUEST_BOOTSTRAP
+from vmray_operator.render.guest_paths import BOOTSTRAP_CONDITION_KEY
 
 log = logging.getLogger("vmray.simulator")
 
@@ -53,12 +59,26 @@ class SimulatorConfig:
     api_version: str = r.DEFAULT_VMOP_VERSION
 
 
+GUEST_MESSAGE_LIMIT = 1024
+
+
 def _now() -> str:
     return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _key(body: Body) -> str:
     return f"{body['metadata'].get('namespace')}/{body['metadata']['name']}"
+
+
+def bootstrap_condition(value: str) -> tuple[bool, str, str]:
+    """A guest's "status,reason,message" as VM Operator reads it: split at the first two commas, each part
+    trimmed; a status that is not a true boolean is false; a true one without a reason has the reason True.
+    What a guest writes is anything its processes write: the reason keeps only what a condition's reason may
+    hold (a letter first, then letters, digits and '_'), the message is bounded."""
+    parts = [part.strip() for part in value.split(",", 2)] + ["", ""]
+    ok = parts[0] in ("1", "t", "T", "true", "TRUE", "True")
+    reason = re.sub(r"[^A-Za-z0-9_]", "", parts[1]).lstrip("0123456789_")
+    return ok, reason or ("True" if ok else "False"), parts[2][:GUEST_MESSAGE_LIMIT]
 
 
 class _Driver:
@@ -108,6 +128,7 @@ class Simulator:
         self.services = r.VIRTUAL_MACHINE_SERVICES.at_version(config.api_version)
         self._drivers: dict[tuple[str, str], _Driver] = {}
         self._background: set[asyncio.Task[None]] = set()
+        self.hypervisor.watch_guest_info(self._guest_info_changed)
 
     # -- start-up and events -----------------------------------------------------------------------
 
@@ -135,6 +156,11 @@ class Simulator:
         else:
             step = self._step_vm if kind == "vm" else self._step_service
             self._drivers[key] = _Driver(step, body)
+
+    def _guest_info_changed(self, key: str) -> None:
+        driver = self._drivers.get(("vm", key))
+        if driver is not None:
+            driver.update(driver.latest)  # the VM's step reads the guest's values again
 
     async def _forget(self, kind: str, key: str) -> None:
         """The object is gone (its finalizer was removed by someone else): so is its VM or balancer."""
@@ -226,14 +252,34 @@ class Simulator:
         return result, user_data
 
     async def _image_exists(self, namespace: str, name: str) -> bool:
+        return await self._resolve_image(namespace, name) is not None
+
+    async def _resolve_image(self, namespace: str, name: str) -> tuple[str, str] | None:
+        """(kind, object name) of the image `name` names, by object name or (as VM Operator also accepts) display
+        name, or None."""
         if await self.kube.get(r.VIRTUAL_MACHINE_IMAGES, name, namespace) is not None:
-            return True
+            return "VirtualMachineImage", name
         if await self.kube.get(r.CLUSTER_VIRTUAL_MACHINE_IMAGES, name) is not None:
-            return True
-        # VM Operator also accepts an image's display name.
-        images = await self.kube.list(r.VIRTUAL_MACHINE_IMAGES, namespace)
-        images += await self.kube.list(r.CLUSTER_VIRTUAL_MACHINE_IMAGES)
-        return any(image.get("status", {}).get("name") == name for image in images)
+            return "ClusterVirtualMachineImage", name
+        for resource, namespace_ in ((r.VIRTUAL_MACHINE_IMAGES, namespace), (r.CLUSTER_VIRTUAL_MACHINE_IMAGES, None)):
+            for image in await self.kube.list(resource, namespace_):
+                if image.get("status", {}).get("name") == name:
+                    return str(image["kind"]), str(image["metadata"]["name"])
+        return None
+
+    async def _default(self, vm: Body) -> bool:
+        """VM Operator's defaults for a VM seen for the first time (local/vmop_defaults.py); True when a patch was
+        sent (the next event carries the result)."""
+        if is_defaulted(vm):
+            return False
+        meta, image_name = vm["metadata"], (vm.get("spec") or {}).get("imageName")
+        image = await self._resolve_image(meta["namespace"], image_name) if image_name else None
+        patch = defaults_patch(vm, self.config.api_version, image, lambda: str(uuid.uuid4()))
+        if patch is None:
+            return False
+        with contextlib.suppress(NotFound):
+            await self.kube.patch(self.vms, meta["name"], patch, meta["namespace"])
+        return True
 
     # -- state machines ----------------------------------------------------------------------------
 
@@ -245,6 +291,8 @@ class Simulator:
                 await asyncio.sleep(cfg.delete_delay)
                 self.vm_addresses.release(_key(vm))
                 await self._remove_finalizer(self.vms, vm, VM_FINALIZER)
+            return None
+        if await self._default(vm):  # what VM Operator's mutating webhook writes into a new VM
             return None
         if await self._ensure_finalizer(self.vms, vm, VM_FINALIZER):
             return None
@@ -332,7 +380,18 @@ class Simulator:
                 self.vms, vm, {"powerState": "PoweredOff", "network": None, "conditions": conditions}
             )
             return None
+        if desired == "PoweredOn":
+            await self._report_guest_bootstrap(vm, conditions)
         return None
+
+    async def _report_guest_bootstrap(self, vm: Body, conditions: list[Condition]) -> None:
+        value = self.hypervisor.guest_info(_key(vm)).get(BOOTSTRAP_CONDITION_KEY)
+        if value is None:
+            return
+        ok, reason, message = bootstrap_condition(value)
+        conditions = set_condition(conditions, GUEST_BOOTSTRAP, ok, reason, message, _now())
+        if conditions != (vm.get("status") or {}).get("conditions"):
+            await self._patch_status(self.vms, vm, {"conditions": conditions})
 
     async def _step_service(self, service: Body) -> float | None:
         meta = service["metadata"]
