@@ -19,6 +19,8 @@ class Settings:
     # A watch event waits this long before its cluster is reconciled, so that a burst (five VMs powering on
     # together) folds into one reconcile and one status write; it bounds the delay a change can add.
     settle: float = 0.1
+    # seconds a replaced node may take to come up (alive in Ray) before the rollout is reported stalled
+    rollout_node_timeout: float = 600.0
     probe_ray: bool = True  # off: readiness stops at the VM level (no route to the clusters' load balancers)
 
     @classmethod
@@ -34,5 +36,6 @@ class Settings:
             resync_interval=float(env.get("VMRAY_RESYNC_INTERVAL", "300")),
             workers=int(env.get("VMRAY_WORKERS", "16")),
             settle=float(env.get("VMRAY_SETTLE", "0.1")),
+            rollout_node_timeout=float(env.get("VMRAY_ROLLOUT_NODE_TIMEOUT", "600")),
             probe_ray=env.get("VMRAY_PROBE_RAY", "true").lower() not in ("0", "false", "no"),
         )

@@ -7,15 +7,26 @@ from typing import Any
 import kopf
 
 from vmray_operator.controller.runtime import Controller
+from vmray_operator.controller.stores import INDEXES
+from vmray_operator.kube import resources as r
 from vmray_operator.kube.login import connection_info
-from vmray_operator.kube.resources import VMOP_GROUP, VMRAY_GROUP
 from vmray_operator.render.names import LABEL_CLUSTER
 
 
 def build_registry(controller: Controller) -> kopf.OperatorRegistry:
     registry = kopf.OperatorRegistry()
-    version = controller.vmop_version
     ours = {LABEL_CLUSTER: kopf.PRESENT}
+    # What a cluster is made of, each kind watched by its label and indexed by the cluster it belongs to: a change
+    # of any of them (a VM's address, a deleted Role) wakes its cluster's reconcile.
+    labelled = {
+        "vms": r.VIRTUAL_MACHINES.at_version(controller.vmop_version),
+        "services": r.VIRTUAL_MACHINE_SERVICES.at_version(controller.vmop_version),
+        "secrets": r.SECRETS,
+        "config_maps": r.CONFIG_MAPS,
+        "service_accounts": r.SERVICE_ACCOUNTS,
+        "roles": r.ROLES,
+        "role_bindings": r.ROLE_BINDINGS,
+    }
 
     @kopf.on.login(registry=registry)
     def login(**_: Any) -> kopf.ConnectionInfo:
@@ -31,50 +42,29 @@ def build_registry(controller: Controller) -> kopf.OperatorRegistry:
     async def cleanup(**_: Any) -> None:
         await controller.stop()
 
-    @kopf.index(VMRAY_GROUP, "v1alpha1", "vmrayclusters", registry=registry, id="clusters")
-    def clusters(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> dict[Any, Any]:
-        return {(namespace, name): dict(body)}
-
-    @kopf.index(VMOP_GROUP, version, "virtualmachines", labels=ours, registry=registry, id="vms")
-    def vms(namespace: str | None, labels: kopf.Labels, body: kopf.Body, **_: Any) -> dict[Any, Any]:
-        return {(namespace, labels[LABEL_CLUSTER]): dict(body)}
-
-    @kopf.index(VMOP_GROUP, version, "virtualmachineservices", labels=ours, registry=registry, id="services")
-    def services(namespace: str | None, labels: kopf.Labels, body: kopf.Body, **_: Any) -> dict[Any, Any]:
-        return {(namespace, labels[LABEL_CLUSTER]): dict(body)}
-
-    @kopf.index("", "v1", "secrets", labels=ours, registry=registry, id="secrets")
-    def secrets(namespace: str | None, labels: kopf.Labels, body: kopf.Body, **_: Any) -> dict[Any, Any]:
-        return {(namespace, labels[LABEL_CLUSTER]): dict(body)}
-
-    @kopf.index("", "v1", "configmaps", labels=ours, registry=registry, id="config_maps")
-    def config_maps(namespace: str | None, labels: kopf.Labels, body: kopf.Body, **_: Any) -> dict[Any, Any]:
-        return {(namespace, labels[LABEL_CLUSTER]): dict(body)}
-
     def wake(namespace: str | None, cluster: str, indexes: dict[str, Any]) -> None:
-        controller.stores.bind(
-            indexes["clusters"], indexes["vms"], indexes["services"], indexes["secrets"], indexes["config_maps"]
-        )
+        controller.stores.bind({name: indexes[name] for name in INDEXES})
         controller.enqueue((namespace or "", cluster))
 
-    @kopf.on.event(VMRAY_GROUP, "v1alpha1", "vmrayclusters", registry=registry)
+    clusters = r.VMRAYCLUSTERS
+
+    @kopf.index(clusters.group, clusters.version, clusters.plural, registry=registry, id="clusters")
+    def cluster_index(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> dict[Any, Any]:
+        return {(namespace, name): dict(body)}
+
+    @kopf.on.event(clusters.group, clusters.version, clusters.plural, registry=registry)
     async def cluster_event(namespace: str | None, name: str, **kwargs: Any) -> None:
         wake(namespace, name, kwargs)
 
-    @kopf.on.event(VMOP_GROUP, version, "virtualmachines", labels=ours, registry=registry)
-    async def vm_event(namespace: str | None, labels: kopf.Labels, **kwargs: Any) -> None:
+    def by_cluster(namespace: str | None, labels: kopf.Labels, body: kopf.Body, **_: Any) -> dict[Any, Any]:
+        return {(namespace, labels[LABEL_CLUSTER]): dict(body)}
+
+    async def part_event(namespace: str | None, labels: kopf.Labels, **kwargs: Any) -> None:
         wake(namespace, labels[LABEL_CLUSTER], kwargs)
 
-    @kopf.on.event(VMOP_GROUP, version, "virtualmachineservices", labels=ours, registry=registry)
-    async def service_event(namespace: str | None, labels: kopf.Labels, **kwargs: Any) -> None:
-        wake(namespace, labels[LABEL_CLUSTER], kwargs)
-
-    @kopf.on.event("", "v1", "secrets", labels=ours, registry=registry)
-    async def secret_event(namespace: str | None, labels: kopf.Labels, **kwargs: Any) -> None:
-        wake(namespace, labels[LABEL_CLUSTER], kwargs)
-
-    @kopf.on.event("", "v1", "configmaps", labels=ours, registry=registry)
-    async def config_map_event(namespace: str | None, labels: kopf.Labels, **kwargs: Any) -> None:
-        wake(namespace, labels[LABEL_CLUSTER], kwargs)
+    for index, resource in labelled.items():
+        kind = (resource.group, resource.version, resource.plural)
+        kopf.index(*kind, labels=ours, registry=registry, id=index)(by_cluster)
+        kopf.on.event(*kind, labels=ours, registry=registry, id=f"{index}_event")(part_event)
 
     return registry

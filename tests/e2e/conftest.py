@@ -19,7 +19,8 @@ from vmray_operator.local.hypervisor import remove_leftovers
 from vmray_operator.local.network import gateway_of, guest_api_address
 
 VM_NETWORK, LB_NETWORK = "10.213.0.0/16", "10.214.0.0/16"
-GUEST_API = guest_api_address(VM_NETWORK)  # where the heads' autoscalers reach the API server
+# Where the nodes reach the API server, written as the seed tells users to: the IP alone (port 443).
+GUEST_API = guest_api_address(VM_NETWORK)
 
 
 @pytest.fixture(scope="session")

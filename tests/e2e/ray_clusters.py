@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
+import os
 import socket
 import ssl
 import subprocess
 import sys
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,22 +26,66 @@ READY_TIMEOUT = 240.0
 RAY_CLI = str(Path(sys.executable).parent / "ray")
 
 
-async def ray_nodes(dashboard: str) -> list[dict[str, Any]]:
+@dataclass(frozen=True)
+class RayAccess:
+    """What a data scientist is handed: the dashboard address of the cluster's status and Ray's token from the
+    Secret the status names (None: the cluster asks for none)."""
+
+    dashboard: str
+    token: str | None
+
+    def auth_env(self) -> dict[str, str]:
+        """What `ray` commands need in their environment to present the token."""
+        return {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": self.token} if self.token else {}
+
+
+async def ray_access(kube: Kube, cluster: dict[str, Any]) -> RayAccess:
+    endpoints = cluster["status"]["endpoints"]
+    secret_name = endpoints.get("auth_token_secret")
+    token = None
+    if secret_name:
+        secret = await kube.get(r.SECRETS, secret_name, cluster["metadata"]["namespace"])
+        assert secret is not None, f"the Secret {secret_name} the status names does not exist"
+        token = base64.b64decode(secret["data"]["token"]).decode()
+    return RayAccess(endpoints["dashboard"], token)
+
+
+async def _state(access: RayAccess, what: str) -> list[dict[str, Any]]:
+    """One listing of Ray's state API (nodes, tasks, ...), with the token."""
+    headers = {"Authorization": f"Bearer {access.token}"} if access.token else {}
     async with (
-        aiohttp.ClientSession() as session,
+        aiohttp.ClientSession(headers=headers) as session,
         session.get(
-            f"{dashboard}/api/v0/nodes?limit=100&detail=true", timeout=aiohttp.ClientTimeout(total=10)
+            f"{access.dashboard}/api/v0/{what}?limit=1000&detail=true", timeout=aiohttp.ClientTimeout(total=10)
         ) as response,
     ):
         body = await response.json(content_type=None)
-    nodes: list[dict[str, Any]] = body["data"]["result"]["result"]
-    return nodes
+    listed: list[dict[str, Any]] = body["data"]["result"]["result"]
+    return listed
+
+
+async def ray_nodes(access: RayAccess) -> list[dict[str, Any]]:
+    return await _state(access, "nodes")
+
+
+async def ray_tasks(access: RayAccess) -> list[dict[str, Any]]:
+    return await _state(access, "tasks")
+
+
+async def create_cluster(kube: Kube, namespace: str, name: str, **spec: Any) -> None:
+    """The sample, with the heads' autoscalers pointed at where the simulated VMs reach the API server."""
+    await kube.create(r.VMRAYCLUSTERS, sample(namespace, name, api_server={"location": GUEST_API}, **spec), namespace)
 
 
 async def ready_cluster(kube: Kube, namespace: str, name: str, **spec: Any) -> dict[str, Any]:
-    """The sample, with the heads' autoscalers pointed at where the simulated VMs reach the API server."""
-    await kube.create(r.VMRAYCLUSTERS, sample(namespace, name, api_server={"location": GUEST_API}, **spec), namespace)
+    await create_cluster(kube, namespace, name, **spec)
     return await wait_condition(kube, namespace, name, "Ready", timeout=READY_TIMEOUT)
+
+
+def sample_spec_part(part: str, **changes: Any) -> dict[str, Any]:
+    """One part of the sample's spec (common_node_config, head_node, ...) with changes."""
+    spec: dict[str, Any] = sample("-")["spec"]
+    return {**spec[part], **changes}
 
 
 @contextlib.asynccontextmanager
@@ -50,11 +97,14 @@ async def ray_cluster(kube: Kube, namespace: str, name: str, **spec: Any) -> Asy
         await delete_cluster(kube, namespace, name, timeout=180)
 
 
-async def submit_job(dashboard: str, working_dir: Path, *entrypoint: str) -> subprocess.CompletedProcess[str]:
-    """`ray job submit` through the dashboard address, as a data scientist runs it; waits for the job."""
+async def submit_job(access: RayAccess, working_dir: Path, *entrypoint: str) -> subprocess.CompletedProcess[str]:
+    """`ray job submit` through the dashboard address, with Ray's token, as a data scientist runs it; waits for
+    the job."""
+    argv = [RAY_CLI, "job", "submit", "--address", access.dashboard, "--working-dir", str(working_dir)]
     return await asyncio.to_thread(
         subprocess.run,
-        [RAY_CLI, "job", "submit", "--address", dashboard, "--working-dir", str(working_dir), "--", *entrypoint],
+        [*argv, "--", *entrypoint],
+        env={**os.environ, **access.auth_env()},
         capture_output=True,
         text=True,
         timeout=600,

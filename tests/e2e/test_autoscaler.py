@@ -7,7 +7,7 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-from tests.e2e.ray_clusters import READY_TIMEOUT, ray_cluster, ray_nodes, submit_job
+from tests.e2e.ray_clusters import READY_TIMEOUT, ray_access, ray_cluster, ray_nodes, submit_job
 from tests.support.clusters import cluster_vms, get_cluster
 from tests.support.waiting import wait_for
 from vmray_operator.controller.runtime import Controller
@@ -51,9 +51,9 @@ async def test_demand_adds_a_worker_and_idleness_removes_it(
     async with ray_cluster(kube, namespace, "auto", common_node_config=common) as cluster:
         seeded = set(cluster["spec"]["autoscaler_desired_workers"])
         assert len(seeded) == 2
-        dashboard = cluster["status"]["endpoints"]["dashboard"]
+        access = await ray_access(kube, cluster)
         (tmp_path / "busy.py").write_text(BUSY_JOB)
-        job = asyncio.create_task(submit_job(dashboard, tmp_path, "python", "busy.py"))
+        job = asyncio.create_task(submit_job(access, tmp_path, "python", "busy.py"))
 
         async def added_worker_alive() -> str | None:
             current = await get_cluster(kube, namespace, "auto") or {}
@@ -87,7 +87,7 @@ async def test_demand_adds_a_worker_and_idleness_removes_it(
 
         removed = await wait_for(back_to_the_floor, timeout=240, interval=1, what="an idle worker removed")
         for name in removed:
-            gone = [n for n in await ray_nodes(dashboard) if n["node_ip"] == ips.get(name)]
+            gone = [n for n in await ray_nodes(access) if n["node_ip"] == ips.get(name)]
             assert gone
             assert gone[-1]["state"] == "DEAD"
         assert added in grown

@@ -4,15 +4,24 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 from pathlib import Path
 from typing import Any
 
+import aiohttp
+import pytest
+
 from tests.e2e.ray_clusters import (
     READY_TIMEOUT,
+    RayAccess,
+    create_cluster,
     grpc_over_tls_answers,
+    ray_access,
     ray_cluster,
     ray_nodes,
+    ray_tasks,
     ready_cluster,
+    sample_spec_part,
     submit_job,
 )
 from tests.support.clusters import cluster_vms, delete_cluster, get_cluster, wait_condition
@@ -26,8 +35,40 @@ from vmray_operator.render import tls
 DEMO_JOB = Path(__file__).resolve().parents[2] / "operator" / "vmray_operator" / "local" / "demo_job"
 
 
+# Setup commands as people write them, each leaving a file in the node's own /tmp/ray (in the Ray container).
+SETUP_COMMANDS = [
+    "echo comment-ok > /tmp/ray/setup-comment  # pin the version later",
+    "cat > /tmp/ray/setup-heredoc <<'EOF'\nheredoc-ok: $HOME stays as written\nEOF",
+    "for part in multi line; do\n  printf '%s-' \"$part\"\ndone > /tmp/ray/setup-multiline",
+]
+SETUP_FILES = {
+    "setup-comment": "comment-ok\n",
+    "setup-heredoc": "heredoc-ok: $HOME stays as written\n",
+    "setup-multiline": "multi-line-",
+}
+
+# One task on every alive node reads the files the setup commands left there.
+SETUP_FILES_JOB = """
+import json, socket, sys
+from pathlib import Path
+import ray
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+@ray.remote(num_cpus=0)
+def files(names):
+    found = {n: (Path("/tmp/ray") / n).read_text() for n in names if (Path("/tmp/ray") / n).exists()}
+    return socket.gethostname(), found
+
+ray.init()
+nodes = [n for n in ray.nodes() if n["Alive"]]
+strategy = lambda n: NodeAffinitySchedulingStrategy(n["NodeID"], soft=False)
+for host, found in ray.get([files.options(scheduling_strategy=strategy(n)).remote(sys.argv[1:]) for n in nodes]):
+    print("setup files on", host, json.dumps(found, sort_keys=True))
+"""
+
+
 def processes_of(vm_names: set[str]) -> list[int]:
-    """Processes that run as part of one of these VMs (their guest environment names the VM)."""
+    """Processes that run as part of one of these VMs (their guest or container environment names the VM)."""
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -37,17 +78,38 @@ def processes_of(vm_names: set[str]) -> list[int]:
         except OSError:
             continue
         for variable in environ:
-            if variable.startswith(b"RAY_CLOUD_INSTANCE_ID=") and variable.split(b"=", 1)[1].decode() in vm_names:
+            key, _, value = variable.partition(b"=")
+            if key in (b"RAY_CLOUD_INSTANCE_ID", b"VMRAY_GUEST_HOSTNAME") and value.decode() in vm_names:
                 found.append(int(entry.name))
+                break
     return found
 
 
 async def test_sample_runs_ray_and_status_agrees_with_ray(
     kube: Kube, namespace: str, operator: Controller, tmp_path: Path
 ) -> None:
-    async with ray_cluster(kube, namespace, "e2e") as cluster:
+    common = sample_spec_part("common_node_config", setup_commands=SETUP_COMMANDS)
+    async with ray_cluster(kube, namespace, "e2e", common_node_config=common) as cluster:
         await _check_status_and_job(kube, namespace, cluster)
         await _check_mutual_tls(kube, namespace, cluster, tmp_path)
+        await _check_setup_commands_ran_on_every_node(kube, namespace, cluster, tmp_path)
+
+
+async def _check_setup_commands_ran_on_every_node(
+    kube: Kube, namespace: str, cluster: dict[str, Any], directory: Path
+) -> None:
+    """The setup commands, with a comment, a heredoc and several lines, ran as a shell runs them on every node."""
+    (directory / "setup_files.py").write_text(SETUP_FILES_JOB)
+    job = await submit_job(await ray_access(kube, cluster), directory, "python", "setup_files.py", *SETUP_FILES)
+    assert job.returncode == 0, job.stdout[-2000:] + job.stderr[-2000:]
+    found = {
+        line.split()[3]: json.loads(line.split(" ", 4)[4])
+        for line in job.stdout.splitlines()
+        if line.startswith("setup files on ")
+    }
+    assert set(found) == set(await cluster_vms(kube, namespace, "e2e"))
+    for vm_name, files in found.items():
+        assert files == SETUP_FILES, vm_name
 
 
 async def _check_mutual_tls(kube: Kube, namespace: str, cluster: dict[str, Any], directory: Path) -> None:
@@ -67,12 +129,22 @@ async def _check_mutual_tls(kube: Kube, namespace: str, cluster: dict[str, Any],
     assert not refused
 
 
+async def _dashboard_status(access: RayAccess) -> None:
+    headers = {"Authorization": f"Bearer {access.token}"} if access.token else {}
+    async with (
+        aiohttp.ClientSession(headers=headers) as session,
+        session.get(f"{access.dashboard}/api/v0/nodes", timeout=aiohttp.ClientTimeout(total=10)) as response,
+    ):
+        assert response.status == 200, f"the dashboard answered {response.status}"
+
+
 async def _check_status_and_job(kube: Kube, namespace: str, cluster: dict[str, Any]) -> None:
     status = cluster["status"]
     assert status["cluster_state"] == "running"
     assert len(status["current_workers"]) == 2
 
-    nodes = await ray_nodes(status["endpoints"]["dashboard"])
+    access = await ray_access(kube, cluster)
+    nodes = await ray_nodes(access)
     alive = {n["node_ip"]: n for n in nodes if n["state"] == "ALIVE"}
     ours = {
         status["head_node_status"]["ip"]: status["head_node_status"],
@@ -88,8 +160,17 @@ async def _check_status_and_job(kube: Kube, namespace: str, cluster: dict[str, A
     ray_healthy = next(c for c in status["conditions"] if c["type"] == "RayHealthy")
     assert ray_healthy["status"] == "True"
 
-    # A job submitted through the dashboard address the status gives runs a task on every node.
-    job = await submit_job(status["endpoints"]["dashboard"], DEMO_JOB, "python", "demo_job.py")
+    # Without Ray's token the dashboard takes no job: anyone who reaches the load balancer could run code.
+    assert access.token is not None
+    assert status["endpoints"]["auth_token_secret"] == "e2e-ray-auth"
+    refused = await submit_job(RayAccess(access.dashboard, None), DEMO_JOB, "python", "demo_job.py")
+    assert refused.returncode != 0
+    assert "401" in refused.stdout + refused.stderr or "uthenticat" in refused.stdout + refused.stderr
+    with pytest.raises(AssertionError, match="401"):
+        await _dashboard_status(RayAccess(access.dashboard, None))
+
+    # With it, a job submitted through the dashboard address the status gives runs a task on every node.
+    job = await submit_job(access, DEMO_JOB, "python", "demo_job.py")
     assert job.returncode == 0, job.stdout[-2000:] + job.stderr[-2000:]
     assert "3 of 3 Ray nodes took part" in job.stdout
     vm_names = {n for n in await cluster_vms(kube, namespace, "e2e")}
@@ -124,7 +205,7 @@ async def test_scaling_adds_a_node_and_removes_one_after_a_drain(
 
 
 async def _scale_up_and_down(kube: Kube, namespace: str, cluster: dict[str, Any], tmp_path: Path) -> None:
-    dashboard = cluster["status"]["endpoints"]["dashboard"]
+    access = await ray_access(kube, cluster)
     await kube.patch(
         r.VMRAYCLUSTERS,
         "scaled",
@@ -140,13 +221,21 @@ async def _scale_up_and_down(kube: Kube, namespace: str, cluster: dict[str, Any]
 
     grown = await wait_for(three_workers_alive, timeout=READY_TIMEOUT, what="the added worker's Ray node alive")
     extra_ip = grown["status"]["current_workers"]["scaled-w-extra000"]["ip"]
-    assert any(n["node_ip"] == extra_ip and n["state"] == "ALIVE" for n in await ray_nodes(dashboard))
+    assert any(n["node_ip"] == extra_ip and n["state"] == "ALIVE" for n in await ray_nodes(access))
 
     # Work on the worker when it is removed is not lost: it finishes while Ray drains the node, or Ray
     # runs it again elsewhere.
     (tmp_path / "long_task.py").write_text(LONG_TASK_JOB)
-    job = asyncio.create_task(submit_job(dashboard, tmp_path, "python", "long_task.py", extra_ip))
-    await asyncio.sleep(8)  # the driver starts and places the task
+    job = asyncio.create_task(submit_job(access, tmp_path, "python", "long_task.py", extra_ip))
+    extra_node = next(
+        n["node_id"] for n in await ray_nodes(access) if n["node_ip"] == extra_ip and n["state"] == "ALIVE"
+    )
+
+    async def running_on_the_worker() -> bool:
+        tasks = await ray_tasks(access)
+        return any(t["name"] == "long_task" and t["state"] == "RUNNING" and t["node_id"] == extra_node for t in tasks)
+
+    await wait_for(running_on_the_worker, timeout=120, interval=0.5, what="the long task running on the worker")
     await kube.patch(
         r.VMRAYCLUSTERS, "scaled", {"spec": {"autoscaler_desired_workers": {"scaled-w-extra000": None}}}, namespace
     )
@@ -155,7 +244,7 @@ async def _scale_up_and_down(kube: Kube, namespace: str, cluster: dict[str, Any]
         return "scaled-w-extra000" not in await cluster_vms(kube, namespace, "scaled")
 
     await wait_for(removed, timeout=120, what="the removed worker's VM gone")
-    gone = [n for n in await ray_nodes(dashboard) if n["node_ip"] == extra_ip]
+    gone = [n for n in await ray_nodes(access) if n["node_ip"] == extra_ip]
     assert gone
     assert gone[-1]["state"] == "DEAD"
     assert "draining" in (gone[-1].get("state_message") or ""), gone[-1]  # SIGTERM drain, not a crash
@@ -163,6 +252,38 @@ async def _scale_up_and_down(kube: Kube, namespace: str, cluster: dict[str, Any]
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     assert "long task result from scaled-" in result.stdout
     await wait_condition(kube, namespace, "scaled", "Ready", timeout=60)
+
+
+async def test_a_failing_setup_command_shows_in_the_cluster_status(
+    kube: Kube, namespace: str, operator: Controller
+) -> None:
+    """The head's setup command fails: no Ray starts, and the cluster's status says which command failed, as
+    the head's guest reported it (VM Operator's GuestBootstrap condition), instead of restarting in silence."""
+    failing = "ls /nonexistent/model-cache  # the cache must be there"
+    head = sample_spec_part("head_node", setup_commands=["echo preparing the head", failing])
+    workers = sample_spec_part("common_node_config")
+    workers["available_node_types"]["ray.worker.default"]["min_workers"] = 0  # nothing to join a head that fails
+    await create_cluster(kube, namespace, "broken", head_node=head, common_node_config=workers)
+
+    async def head_failed() -> dict[str, Any] | None:
+        current = await get_cluster(kube, namespace, "broken")
+        head_status = (current or {}).get("status", {}).get("head_node_status", {})
+        return current if head_status.get("vm_status") == "failure" else None
+
+    try:
+        cluster = await wait_for(head_failed, timeout=READY_TIMEOUT, what="the head's setup failure in the status")
+        status = cluster["status"]
+        assert status["head_node_status"]["reason"] == "SetupCommandFailed"
+        assert status["cluster_state"] == "failed"
+        head_ready = next(c for c in status["conditions"] if c["type"] == "HeadReady")
+        assert head_ready["reason"] == "SetupCommandFailed"
+        # the TLS fetch and the copy of the autoscaler's config come first
+        assert head_ready["message"].endswith(f": setup command 4 of 4 failed with exit status 2: {failing}")
+        (vm,) = (await cluster_vms(kube, namespace, "broken")).values()
+        guest = next(c for c in vm["status"]["conditions"] if c["type"] == "GuestBootstrap")
+        assert (guest["status"], guest["reason"]) == ("False", "SetupCommandFailed")
+    finally:
+        await delete_cluster(kube, namespace, "broken", timeout=180)
 
 
 async def test_deleting_the_cluster_leaves_no_ray_process(

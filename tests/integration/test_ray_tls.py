@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -24,6 +25,7 @@ from vmray_operator.kube import resources as r
 from vmray_operator.kube.client import Forbidden, Kube
 from vmray_operator.reconcile.conditions import find
 from vmray_operator.render import names, tls
+from vmray_operator.render.guest_paths import API_SERVER_CA
 
 pytestmark = pytest.mark.simulator
 
@@ -122,21 +124,37 @@ async def test_a_removed_workers_certificate_goes_with_it(kube: Kube, namespace:
     await wait_for(dropped, timeout=60, what=f"the certificate of {leaving} dropped")
 
 
+async def _rendered_api_ca(kube: Kube, namespace: str, vm: dict[str, Any]) -> str:
+    """The CA the operator wrote into a VM's cloud-init for verifying the API server."""
+    bootstrap = vm["spec"]["bootstrap"]["cloudInit"]["rawCloudConfig"]
+    secret = await kube.get(r.SECRETS, bootstrap["name"], namespace)
+    assert secret is not None
+    user_data = yaml.safe_load(base64.b64decode(secret["data"][bootstrap["key"]]))
+    (ca,) = [f["content"] for f in user_data["write_files"] if f["path"] == API_SERVER_CA]
+    return str(ca)
+
+
 async def test_a_node_fetches_exactly_its_own_certificate(
     kube: Kube, namespace: str, operator: Controller, tmp_path: Path
 ) -> None:
+    """As the node runs it: verifying the API server with the CA in its cloud-init (with no CA configured, the
+    cluster's root CA from its token Secret), which the real API server's certificate comes from."""
     await kube.create(r.VMRAYCLUSTERS, sample(namespace, "fetch"), namespace)
     cluster = await wait_condition(kube, namespace, "fetch", "Ready")
-    worker = sorted(cluster["status"]["current_workers"].values(), key=lambda w: w["ip"])[0]
+    worker_name, worker = sorted(cluster["status"]["current_workers"].items(), key=lambda w: w[1]["ip"])[0]
     entries = await wait_for(lambda: _entry_of(kube, namespace, "fetch", worker["ip"]), what="the certificate")
+    ca_file = tmp_path / "api-server-ca.crt"
+    ca_file.write_text(
+        await _rendered_api_ca(kube, namespace, (await cluster_vms(kube, namespace, "fetch"))[worker_name])
+    )
 
     async def fetch(token: str, directory: Path) -> int:
         process = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
-            "vmray_operator.guest.tls_fetch",
+            "vmray_operator.guest.fetch_credentials",
             f"--api-server={kube.configuration.host.removeprefix('https://')}",
-            f"--ca-cert={kube.configuration.ssl_ca_cert}",
+            f"--ca-cert={ca_file}",
             f"--namespace={namespace}",
             f"--secret={tls.certificates_secret_name('fetch')}",
             f"--directory={directory}",

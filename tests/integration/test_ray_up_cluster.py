@@ -75,12 +75,11 @@ async def test_a_ray_up_cluster_works_with_rays_own_provider(
     assert cluster["metadata"]["labels"][names.CREATED_BY_LABEL] == "ray-cli"
     assert set(await cluster_vms(kube, namespace, "from-ray")) == {head}  # Ray's launcher keeps the floor
     # Ray's launcher brings the autoscaler of a `ray up` cluster: the identity the operator makes it only lets
-    # its nodes read their TLS certificates.
+    # its nodes read what they fetch at boot, their TLS certificates and Ray's token.
     role = await kube.get(r.ROLES, identity.service_account_name("from-ray"), namespace)
     assert role is not None
-    assert role["rules"] == [
-        {"apiGroups": [""], "resources": ["secrets"], "resourceNames": ["from-ray-ray-tls"], "verbs": ["get"]}
-    ]
+    fetched = ["from-ray-ray-tls", "from-ray-ray-auth"]
+    assert role["rules"] == [{"apiGroups": [""], "resources": ["secrets"], "resourceNames": fetched, "verbs": ["get"]}]
     assert await asyncio.to_thread(client.is_vm_power_on, head)
     assert await asyncio.to_thread(client.get_vm_external_ip, head) == cluster["status"]["vm_service_status"]["ip"]
 

@@ -1,128 +1,38 @@
 """Rolling replacement on the real API server with the simulator: a spec change that alters a node's
-bootstrap replaces the outdated VMs one at a time, each drained first, workers before the head."""
+bootstrap replaces the outdated VMs one at a time, each drained first, workers before the head (but for a new Ray
+image, which the head takes first)."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
-import contextlib
 import re
-from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 
 from tests.support.clusters import cluster_vms, get_cluster, sample, wait_condition
+from tests.support.rollout import away, watching
 from tests.support.waiting import wait_for
 from vmray_operator.controller.runtime import Controller
 from vmray_operator.kube import resources as r
 from vmray_operator.kube.client import Kube
 from vmray_operator.local import samples
-from vmray_operator.reconcile.conditions import find, is_true
+from vmray_operator.reconcile.conditions import find
 from vmray_operator.render import names
-from vmray_operator.render.objects import USER_DATA_KEY, content_hash
+from vmray_operator.render.objects import USER_DATA_KEY, rollout_hash
 
 pytestmark = pytest.mark.simulator
 
 Body = dict[str, Any]
-
-
-def _away(vm: Body | None) -> bool:
-    """Draining, being deleted or missing."""
-    return (
-        vm is None
-        or bool(vm["metadata"].get("deletionTimestamp"))
-        or (vm.get("spec") or {}).get("powerState") == "PoweredOff"
-    )
-
-
-def _unavailable(vm: Body | None) -> bool:
-    """Away, or not powered on with an address yet."""
-    if vm is None or _away(vm):
-        return True
-    status = vm.get("status") or {}
-    return status.get("powerState") != "PoweredOn" or not (status.get("network") or {}).get("primaryIP4")
-
-
-@dataclass
-class Observations:
-    """What polling saw while the cluster was rolled."""
-
-    head: str
-    uids: dict[str, str]  # the VMs before the change
-    samples: int = 0
-    most_away: int = 0  # VMs draining, being deleted or missing at the same time
-    most_unavailable: int = 0  # the same, or still booting
-    touched: list[str] = field(default_factory=list)  # VMs in the order they were first seen away or replaced
-    workers_done_before_head: bool | None = None  # at the head's first sighting: every worker new and up
-    up_to_date_reasons: set[str] = field(default_factory=set)
-    marked_outdated: set[str] = field(default_factory=set)  # VMs the status called outdated
-
-    def record(self, vms: dict[str, Body], cluster: Body | None) -> None:
-        self.samples += 1
-        self.most_away = max(self.most_away, sum(_away(vms.get(n)) for n in self.uids))
-        self.most_unavailable = max(self.most_unavailable, sum(_unavailable(vms.get(n)) for n in self.uids))
-        for name, uid in self.uids.items():
-            vm = vms.get(name)
-            if name in self.touched or not (_unavailable(vm) or (vm and vm["metadata"]["uid"] != uid)):
-                continue
-            self.touched.append(name)
-            if name == self.head:
-                self.workers_done_before_head = all(
-                    vms.get(w) is not None and vms[w]["metadata"]["uid"] != u and not _unavailable(vms[w])
-                    for w, u in self.uids.items()
-                    if w != self.head
-                )
-        status = (cluster or {}).get("status") or {}
-        condition = find(status.get("conditions"), "UpToDate")
-        if condition is not None:
-            self.up_to_date_reasons.add(condition["reason"])
-        nodes = {self.head: status.get("head_node_status") or {}, **(status.get("current_workers") or {})}
-        self.marked_outdated |= {n for n, node in nodes.items() if node.get("outdated")}
-
-
-@contextlib.asynccontextmanager
-async def watching(kube: Kube, namespace: str, name: str, replaced: set[str]) -> AsyncIterator[Observations]:
-    """Polls the cluster's VMs and status every 0.1 s until the block ends; `replaced` says which VMs
-    the change should replace: the block waits for them to be new, up to date and Ready."""
-    vms = await cluster_vms(kube, namespace, name)
-    head = next(n for n in vms if n.startswith(f"{name}-h-"))
-    seen = Observations(head=head, uids={n: vm["metadata"]["uid"] for n, vm in vms.items()})
-    stop = asyncio.Event()
-
-    async def poll() -> None:
-        while not stop.is_set():
-            seen.record(await cluster_vms(kube, namespace, name), await get_cluster(kube, namespace, name))
-            await asyncio.sleep(0.1)
-
-    task = asyncio.create_task(poll())
-    try:
-        yield seen
-
-        async def finished() -> Body | None:
-            cluster = await get_cluster(kube, namespace, name)
-            status = (cluster or {}).get("status") or {}
-            if cluster is None or status.get("observed_generation") != cluster["metadata"]["generation"]:
-                return None
-            if not (is_true(status.get("conditions"), "UpToDate") and is_true(status.get("conditions"), "Ready")):
-                return None
-            current = await cluster_vms(kube, namespace, name)
-            if any(n not in current or current[n]["metadata"]["uid"] == seen.uids[n] for n in replaced):
-                return None
-            return cluster
-
-        await wait_for(finished, timeout=90, what=f"{sorted(replaced)} replaced and {name} up to date")
-    finally:
-        stop.set()
-        await task
-    seen.record(await cluster_vms(kube, namespace, name), await get_cluster(kube, namespace, name))
+# what the operator writes into a VM's spec (VM Operator may add more)
+OPERATOR_VM_FIELDS = ("className", "imageName", "storageClass", "powerState", "powerOffMode", "bootstrap", "network")
 
 
 async def _assert_bootstraps_current(kube: Kube, namespace: str, name: str) -> dict[str, Body]:
-    """Every worker's bootstrap-hash is the hash of the user-data its Secret holds now, but for the cluster's
-    token (a credential, not the node's make-up). The head's hash also leaves out its autoscaler's config
-    (scaling limits do not replace the head); that it is current is what UpToDate=True says."""
+    """Every worker's rollout hash is the hash of its spec's fields the operator sets and of the user-data its
+    Secret holds now, but for the cluster's token (a credential, not the node's make-up). The head's hash also
+    leaves out its autoscaler's config (scaling limits do not replace the head); that it is current is what
+    UpToDate=True says."""
     vms = await cluster_vms(kube, namespace, name)
     for vm in vms.values():
         secret_name = vm["spec"]["bootstrap"]["cloudInit"]["rawCloudConfig"]["name"]
@@ -131,7 +41,8 @@ async def _assert_bootstraps_current(kube: Kube, namespace: str, name: str) -> d
         user_data = base64.b64decode(secret["data"][USER_DATA_KEY]).decode()
         user_data = re.sub(r"- path: /etc/vmray/token.env\n.*\n.*\n    SVC_ACCOUNT_TOKEN=.*\n", "", user_data)
         if vm["metadata"]["labels"][names.LABEL_ROLE] == names.ROLE_WORKER:
-            assert vm["metadata"]["annotations"][names.ANNOTATION_BOOTSTRAP_HASH] == content_hash(user_data)
+            sent = {k: v for k, v in vm["spec"].items() if k in OPERATOR_VM_FIELDS}
+            assert vm["metadata"]["annotations"][names.ANNOTATION_ROLLOUT_HASH] == rollout_hash(sent, user_data)
     return vms
 
 
@@ -150,7 +61,7 @@ async def _delete(kube: Kube, namespace: str, name: str) -> None:
     await wait_for(gone, timeout=60, what=f"{name} deleted")
 
 
-async def test_a_new_ray_image_replaces_workers_one_at_a_time_then_the_head(
+async def test_a_new_ray_image_replaces_the_head_first_then_the_workers_one_at_a_time(
     kube: Kube, namespace: str, operator: Controller
 ) -> None:
     await kube.create(r.VMRAYCLUSTERS, sample(namespace, "roll"), namespace)
@@ -158,15 +69,15 @@ async def test_a_new_ray_image_replaces_workers_one_at_a_time_then_the_head(
     cluster = await wait_condition(kube, namespace, "roll", "UpToDate", reason="UpToDate")
     assert all("outdated" not in w for w in cluster["status"]["current_workers"].values())
     before = await cluster_vms(kube, namespace, "roll")
-    hashes = {n: vm["metadata"]["annotations"][names.ANNOTATION_BOOTSTRAP_HASH] for n, vm in before.items()}
+    hashes = {n: vm["metadata"]["annotations"][names.ANNOTATION_ROLLOUT_HASH] for n, vm in before.items()}
 
     async with watching(kube, namespace, "roll", replaced=set(before)) as seen:
         await _patch(kube, namespace, "roll", {"ray_docker_image": "rayproject/ray:2.61.0"})
 
     workers = sorted(n for n in before if n != seen.head)
     assert len(workers) == 2
-    assert seen.touched == [*workers, seen.head]  # workers in name order, the head last
-    assert seen.workers_done_before_head is True
+    assert seen.touched == [seen.head, *workers]  # Ray refuses other versions than the head's: the head first
+    assert seen.workers_done_before_head is False
     assert seen.most_away == 1
     assert seen.most_unavailable == 1  # and nothing else was booting meanwhile
     assert "RollingUpdate" in seen.up_to_date_reasons
@@ -176,7 +87,7 @@ async def test_a_new_ray_image_replaces_workers_one_at_a_time_then_the_head(
     assert set(after) == set(before)  # the same names
     for name, vm in after.items():
         assert vm["metadata"]["uid"] != before[name]["metadata"]["uid"]
-        assert vm["metadata"]["annotations"][names.ANNOTATION_BOOTSTRAP_HASH] != hashes[name]
+        assert vm["metadata"]["annotations"][names.ANNOTATION_ROLLOUT_HASH] != hashes[name]
     cluster = await wait_condition(kube, namespace, "roll", "Ready")
     status = cluster["status"]
     assert "outdated" not in status["head_node_status"]
@@ -246,7 +157,7 @@ async def test_no_vm_is_taken_away_for_a_class_that_does_not_exist_yet(
         # the reconcile that reported it had acted already: no VM was powered off or deleted
         current = await cluster_vms(kube, namespace, "classy")
         assert {n: vm["metadata"]["uid"] for n, vm in current.items()} == seen.uids
-        assert not any(_away(vm) for vm in current.values())
+        assert not any(away(vm) for vm in current.values())
 
         classes = r.VIRTUAL_MACHINE_CLASSES.at_version(operator.vmop_version)
         await kube.create(classes, samples.vm_class("best-effort-medium", 2, classes.api_version), namespace)

@@ -1,5 +1,6 @@
 """No secret leaves the Secrets it belongs in: not into VirtualMachines, the cluster's status, Events or the
-operator's logs. The secrets: the VM password hash, the registry password, the autoscaler's token."""
+operator's logs. The secrets: the VM password hash, the registry password, the autoscaler's token, Ray's token,
+and the private keys of Ray's TLS (which no bootstrap holds either)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from vmray_operator.controller.runtime import Controller
 from vmray_operator.kube import resources as r
 from vmray_operator.kube.client import Kube
 from vmray_operator.reconcile.conditions import find
-from vmray_operator.render import identity, tls
+from vmray_operator.render import identity, ray_auth, tls
 
 pytestmark = pytest.mark.simulator
 
@@ -57,7 +58,16 @@ async def test_no_secret_in_vms_status_events_or_logs(
         "registry auth": base64.b64encode(f"puller:{REGISTRY_PASSWORD}".encode()).decode(),
         "token": token,
     }
-    # Ray's TLS keys: the cluster CA's and every node's
+    # Ray's token and Ray's TLS keys (the cluster CA's, every node's and the Ray client's): no VM's bootstrap
+    # holds any of them either; the nodes fetch theirs at boot.
+    ray_token = await kube.get(r.SECRETS, ray_auth.auth_secret_name("sealed"), namespace)
+    assert ray_token is not None
+    assert cluster["status"]["endpoints"]["auth_token_secret"] == ray_auth.auth_secret_name("sealed")
+    never_in_bootstrap = {"Ray's token": base64.b64decode(ray_token["data"]["token"]).decode()}
+    client = await kube.get(r.SECRETS, tls.client_secret_name("sealed"), namespace)
+    assert client is not None
+    assert cluster["status"]["endpoints"]["client_tls_secret"] == tls.client_secret_name("sealed")
+    never_in_bootstrap["the Ray client's key"] = base64.b64decode(client["data"]["tls.key"]).decode().splitlines()[1]
     for name in (tls.ca_secret_name("sealed"), tls.certificates_secret_name("sealed")):
         held = await kube.get(r.SECRETS, name, namespace)
         assert held is not None
@@ -75,6 +85,9 @@ async def test_no_secret_in_vms_status_events_or_logs(
     assert any(PASSWORD_HASH in text for text in bootstrap)
     assert any(secrets["registry auth"] in text for text in bootstrap)
     assert any(token in text for text in bootstrap)
+    for what, value in never_in_bootstrap.items():
+        assert not any(value in text for text in bootstrap), f"{what} is in a bootstrap Secret"
+    secrets.update(never_in_bootstrap)
 
     await operator.reconciler.events.flush()
     places = {

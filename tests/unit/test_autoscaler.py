@@ -10,14 +10,15 @@ from typing import Any
 import yaml
 from ray.autoscaler._private.util import prepare_config, validate_config
 
-from tests.support.specs import NAME, NAMESPACE, NOUNCE, TOKEN, context, head_of, sample_spec
+from tests.support.specs import NAME, NAMESPACE, NOUNCE, TOKEN, context, head_of, identity_of, sample_spec
 from vmray_operator.reconcile.observed import Observed, issued_token
 from vmray_operator.reconcile.plan import Create, Delete, Drain, Kind, Update, plan
-from vmray_operator.render import identity
+from vmray_operator.render import identity, names
 from vmray_operator.render.autoscaler import autoscaler_config
 from vmray_operator.render.context import ClusterContext, OperatorDefaults
 from vmray_operator.render.desired import desired_state
 from vmray_operator.render.guest_paths import (
+    API_SERVER_CA,
     AUTOSCALER_CONFIG,
     AUTOSCALER_CONFIG_SYNC,
     LIVE_AUTOSCALER_CONFIG,
@@ -40,7 +41,11 @@ def test_config_passes_rays_own_validation() -> None:
     validate_config(prepare_config(config))  # raises on anything Ray's schema refuses
     assert config["provider"]["type"] == "vsphere"
     assert config["provider"]["disable_node_updaters"] is True
-    assert config["provider"]["vsphere_config"] == {"namespace": NAMESPACE, "api_server": "10.211.0.1:6443"}
+    assert config["provider"]["vsphere_config"] == {
+        "namespace": NAMESPACE,
+        "api_server": "10.211.0.1:443",  # the sample's bare IP, as Ray's provider wants it: host:port, no scheme
+        "ca_cert": API_SERVER_CA,
+    }
     assert config["cluster_name"] == NAME
     assert config["max_workers"] == 5
     assert config["head_node_type"] == "ray.head.default"
@@ -97,9 +102,20 @@ def test_workers_never_get_the_autoscaler_and_without_tls_no_token() -> None:
     with_tls = node_runtime(context(), "worker", "ray.worker.default")
     assert not any(arg.startswith("--autoscaling-config") for arg in with_tls.ray_start)
     assert with_tls.env_files == [TOKEN_ENV]  # to fetch the node's certificate
-    assert node_runtime(context(sample_spec(enable_tls=False)), "worker", "ray.worker.default").env_files == []
+    assert (
+        node_runtime(
+            context(sample_spec(enable_tls=False, enable_token_auth=False)), "worker", "ray.worker.default"
+        ).env_files
+        == []
+    )
     desired = desired_state(
-        context(sample_spec(autoscaler_desired_workers={f"{NAME}-w-aaaaaaaa": "ray.worker.default"}, enable_tls=False))
+        context(
+            sample_spec(
+                autoscaler_desired_workers={f"{NAME}-w-aaaaaaaa": "ray.worker.default"},
+                enable_tls=False,
+                enable_token_auth=False,
+            )
+        )
     )
     head_secret = head_of(desired)["spec"]["bootstrap"]["cloudInit"]["rawCloudConfig"]["name"]
     for name, secret in desired.secrets.items():
@@ -115,7 +131,7 @@ def test_head_waits_for_its_token() -> None:
 
 
 def test_without_autoscaling_or_tls_the_head_needs_no_identity() -> None:
-    spec = sample_spec(autoscaling={"enabled": False}, enable_tls=False)
+    spec = sample_spec(autoscaling={"enabled": False}, enable_tls=False, enable_token_auth=False)
     desired = desired_state(context(spec, token=None))
     assert desired.head_vm is not None
     assert desired.identity == []
@@ -126,23 +142,28 @@ def test_without_autoscaling_or_tls_the_head_needs_no_identity() -> None:
 
 
 def test_a_ray_up_cluster_gets_no_autoscaler_from_the_operator() -> None:
-    ctx = dataclasses.replace(context(sample_spec(enable_tls=False), token=None), created_by="ray-cli")
+    ctx = dataclasses.replace(
+        context(sample_spec(enable_tls=False, enable_token_auth=False), token=None), created_by="ray-cli"
+    )
     desired = desired_state(ctx)
     assert desired.head_vm is not None
     assert desired.token_secret is None
 
 
-def test_with_tls_a_ray_up_cluster_gets_an_identity_that_only_reads_its_certificates() -> None:
+def test_with_tls_a_ray_up_cluster_gets_an_identity_that_only_reads_what_its_nodes_fetch() -> None:
     ctx = dataclasses.replace(context(token=None), created_by="ray-cli")
     desired = desired_state(ctx)
     assert desired.head_vm is None  # it waits for the token to fetch its certificate
     assert desired.token_secret is not None
     (rule,) = identity.role(ctx)["rules"]
-    assert rule == {"apiGroups": [""], "resources": ["secrets"], "resourceNames": [f"{NAME}-ray-tls"], "verbs": ["get"]}
+    fetched = [f"{NAME}-ray-tls", f"{NAME}-ray-auth"]  # never the CA's Secret, never the client's
+    assert rule == {"apiGroups": [""], "resources": ["secrets"], "resourceNames": fetched, "verbs": ["get"]}
+    without_auth = dataclasses.replace(ctx, spec=sample_spec(enable_token_auth=False))
+    assert identity.role(without_auth)["rules"][0]["resourceNames"] == [f"{NAME}-ray-tls"]
 
 
 def test_role_reaches_only_this_cluster_and_its_head_service() -> None:
-    role = identity.role(context(sample_spec(enable_tls=False)))
+    role = identity.role(context(sample_spec(enable_tls=False, enable_token_auth=False)))
     assert role["metadata"]["namespace"] == NAMESPACE
     rules = {(tuple(r["apiGroups"]), tuple(r["resources"])): r for r in role["rules"]}
     assert rules[(("vmray.broadcom.com",), ("vmrayclusters",))]["resourceNames"] == [NAME]
@@ -158,7 +179,7 @@ def test_role_reaches_only_this_cluster_and_its_head_service() -> None:
     assert with_tls[3] == {
         "apiGroups": [""],
         "resources": ["secrets"],
-        "resourceNames": [f"{NAME}-ray-tls"],
+        "resourceNames": [f"{NAME}-ray-tls", f"{NAME}-ray-auth"],
         "verbs": ["get"],
     }
     binding = identity.role_binding(context())
@@ -175,15 +196,66 @@ def test_identity_is_made_once_with_the_token_secret_after_the_account() -> None
     assert Kind.VM not in kinds
     token = identity.token_secret(context())
     token["metadata"]["uid"] = "t"
-    actions = plan(desired, Observed(secrets={token["metadata"]["name"]: token}), DRAIN)
+    made = desired_state(context())
+    actions = plan(made, Observed(secrets={token["metadata"]["name"]: token}, identity=identity_of(made)), DRAIN)
     assert not any(a.kind in (Kind.SERVICE_ACCOUNT, Kind.ROLE, Kind.ROLE_BINDING, Kind.TOKEN_SECRET) for a in actions)
+
+
+def _identity_actions(observed_identity: dict[str, dict[str, Any]]) -> list[Any]:
+    made = desired_state(context())
+    token = identity.token_secret(context())
+    token["metadata"]["uid"] = "t"
+    observed = Observed(secrets={token["metadata"]["name"]: token}, identity=observed_identity)
+    return [a for a in plan(made, observed, DRAIN) if a.kind in (Kind.SERVICE_ACCOUNT, Kind.ROLE, Kind.ROLE_BINDING)]
+
+
+def test_a_deleted_role_is_made_again() -> None:
+    current = identity_of(desired_state(context()))
+    del current["Role"]
+    actions = _identity_actions(current)
+    assert [(type(a), a.kind) for a in actions] == [(Create, Kind.ROLE)]
+    assert isinstance(actions[0], Create)
+    assert actions[0].body == identity.role(context())
+
+
+def test_an_edited_role_gets_its_rules_back_and_an_edited_binding_is_made_again() -> None:
+    current = identity_of(desired_state(context()))
+    role = current["Role"][identity.service_account_name("test-ray")]
+    role["rules"] = [{"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]}]
+    binding = current["RoleBinding"][identity.service_account_name("test-ray")]
+    binding["roleRef"] = {**binding["roleRef"], "name": "cluster-admin"}
+    actions = _identity_actions(current)
+    assert Update(Kind.ROLE, role["metadata"]["name"], {"rules": identity.role(context())["rules"]}) in actions
+    assert (
+        Delete(
+            Kind.ROLE_BINDING,
+            binding["metadata"]["name"],
+            binding["metadata"]["uid"],
+            "its roleRef was changed",
+        )
+        in actions
+    )
+
+
+def test_added_subjects_are_taken_out_of_the_binding() -> None:
+    current = identity_of(desired_state(context()))
+    binding = current["RoleBinding"][identity.service_account_name("test-ray")]
+    binding["subjects"] = [*binding["subjects"], {"kind": "ServiceAccount", "name": "intruder", "namespace": "x"}]
+    actions = _identity_actions(current)
+    assert actions == [
+        Update(
+            Kind.ROLE_BINDING, binding["metadata"]["name"], {"subjects": identity.role_binding(context())["subjects"]}
+        )
+    ]
 
 
 def test_turning_autoscaling_off_deletes_the_token_unless_tls_needs_it() -> None:
     token = identity.token_secret(context())
     token["metadata"]["uid"] = "t"
     observed = Observed(secrets={token["metadata"]["name"]: token})
-    desired = desired_state(context(sample_spec(autoscaling={"enabled": False}, enable_tls=False)))
+    desired = desired_state(
+        context(sample_spec(autoscaling={"enabled": False}, enable_tls=False, enable_token_auth=False))
+    )
     actions = plan(desired, observed, DRAIN)
     assert Delete(Kind.TOKEN_SECRET, token["metadata"]["name"], "t", "the cluster needs no ServiceAccount") in actions
     tls_desired = desired_state(context(sample_spec(autoscaling={"enabled": False})))
@@ -200,7 +272,7 @@ def test_issued_token_reads_what_kubernetes_wrote() -> None:
 def test_scaling_limits_do_not_make_the_head_outdated() -> None:
     """The autoscaler's config lives in the head's user-data, but a change of limits must not replace the
     head (and restart Ray): only what else the head runs counts."""
-    key = "vmray.broadcom.com/bootstrap-hash"
+    key = names.ANNOTATION_ROLLOUT_HASH
     before = desired_state(context())
     spec = sample_spec()
     spec.common_node_config.max_workers = 4

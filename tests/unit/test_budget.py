@@ -84,7 +84,7 @@ def test_a_worker_names_only_what_reaches_a_worker() -> None:
     spec = _spec(
         head_node={"setup_commands": _commands(MAX_COMMAND_LENGTH)},  # large, but never on a worker
         worker_node={"setup_commands": _commands(MAX_COMMAND_LENGTH - 100)},
-        common_node_config={"setup_commands": _commands(2000), "initialization_commands": _commands(2000)},
+        common_node_config={"setup_commands": _commands(3000), "initialization_commands": _commands(3000)},
     )
     rendered = _rendered(spec, names.ROLE_WORKER, WORKER_TYPE)
     assert len(rendered.encode()) > USER_DATA_BUDGET

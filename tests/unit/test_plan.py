@@ -6,7 +6,7 @@ import copy
 import datetime
 from typing import Any
 
-from tests.support.specs import context, head_of, sample_spec
+from tests.support.specs import context, head_of, identity_of, sample_spec
 from vmray_operator.reconcile.observed import Observed
 from vmray_operator.reconcile.plan import Create, Delete, Drain, Kind, Update, deletion_plan, plan, retire
 from vmray_operator.render.desired import DesiredState, desired_state
@@ -35,6 +35,7 @@ def _all_of(desired: DesiredState) -> Observed:
         service=_existing(desired.service),
         secrets={n: _existing(s) for n, s in {**desired.secrets, **_token_secrets(desired)}.items()},
         config_maps={c["metadata"]["name"]: _existing(c) for c in [desired.autoscaler_config] if c is not None},
+        identity=identity_of(desired),
     )
 
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import shlex
+from typing import Any
 
 import yaml
 
@@ -11,7 +13,7 @@ from tests.support.golden import assert_golden
 from tests.support.specs import NAME, NOUNCE, context, head_of, sample_spec
 from vmray_operator.api.models import NodeType
 from vmray_operator.render import names
-from vmray_operator.render.desired import desired_state
+from vmray_operator.render.desired import DesiredState, desired_state
 from vmray_operator.render.ray_node import node_runtime, resource_arguments
 
 WORKERS = {"test-ray-w-aaaaaaaa": "ray.worker.default", "test-ray-w-bbbbbbbb": "ray.worker.default"}
@@ -23,12 +25,15 @@ def _user_data(secret: dict[str, object]) -> str:
     return base64.b64decode(data["user-data"]).decode()
 
 
+def head_secret_of(desired: DesiredState) -> dict[str, Any]:
+    return desired.secrets[head_of(desired)["spec"]["bootstrap"]["cloudInit"]["rawCloudConfig"]["name"]]
+
+
 def test_head_vm_service_and_secret_golden() -> None:
     desired = desired_state(context(sample_spec(autoscaler_desired_workers=WORKERS)))
     assert_golden("head-vm.yaml", head_of(desired))
     assert_golden("head-service.yaml", desired.service)
-    head_secret = desired.secrets[head_of(desired)["spec"]["bootstrap"]["cloudInit"]["rawCloudConfig"]["name"]]
-    assert_golden("head-user-data.yaml", _user_data(head_secret))
+    assert_golden("head-user-data.yaml", _user_data(head_secret_of(desired)))
 
 
 def test_worker_vm_and_user_data_golden() -> None:
@@ -71,7 +76,7 @@ def test_every_object_is_owned_by_the_cluster_and_labelled() -> None:
 def test_changing_the_image_changes_the_bootstrap_hash() -> None:
     first = desired_state(context(sample_spec()))
     second = desired_state(context(sample_spec(ray_docker_image="rayproject/ray:2.59.0")))
-    key = names.ANNOTATION_BOOTSTRAP_HASH
+    key = names.ANNOTATION_ROLLOUT_HASH
     assert head_of(first)["metadata"]["annotations"][key] != head_of(second)["metadata"]["annotations"][key]
 
 
@@ -102,12 +107,43 @@ def test_with_tls_every_node_fetches_its_certificate_before_ray_starts() -> None
         assert runtime.env["RAY_USE_TLS"] == "1"
         assert runtime.env["RAY_TLS_SERVER_KEY"] == "/tmp/ray/tls/node.key"
         fetch = shlex.split(runtime.setup_commands[0])
-        assert fetch[:2] == ["python3", "/etc/vmray/tls_fetch.py"]
+        assert fetch[:2] == ["python3", "/etc/vmray/fetch_credentials.py"]
         assert f"--secret={NAME}-ray-tls" in fetch
         assert runtime.env_files == ["/etc/vmray/token.env"]
-        plain = node_runtime(context(sample_spec(enable_tls=False)), role, node_type)
-        assert "RAY_USE_TLS" not in plain.env
-        assert not any("tls_fetch" in c for c in plain.setup_commands)
+        token_only = node_runtime(context(sample_spec(enable_tls=False)), role, node_type)
+        assert "RAY_USE_TLS" not in token_only.env
+        fetch = shlex.split(token_only.setup_commands[0])
+        assert fetch[:2] == ["python3", "/etc/vmray/fetch_credentials.py"]
+        assert not any(arg.startswith(("--secret", "--directory")) for arg in fetch)
+        plain = node_runtime(context(sample_spec(enable_tls=False, enable_token_auth=False)), role, node_type)
+        assert not any("fetch_credentials" in c for c in plain.setup_commands)
+
+
+def test_with_token_auth_every_node_fetches_rays_token_and_every_ray_process_asks_for_it() -> None:
+    for role, node_type in ((names.ROLE_HEAD, "ray.head.default"), (names.ROLE_WORKER, "ray.worker.default")):
+        runtime = node_runtime(context(), role, node_type)
+        assert runtime.env["RAY_AUTH_MODE"] == "token"
+        assert runtime.env["RAY_AUTH_TOKEN_PATH"] == "/tmp/ray/auth/token"
+        fetch = shlex.split(runtime.setup_commands[0])
+        assert f"--auth-secret={NAME}-ray-auth" in fetch
+        assert "--auth-token-file=/tmp/ray/auth/token" in fetch
+        off = node_runtime(context(sample_spec(enable_token_auth=False)), role, node_type)
+        assert off.env["RAY_AUTH_MODE"] == "disabled"  # so a Ray that turns it on by default does not
+        assert not any("--auth-secret" in c for c in off.setup_commands)
+
+
+def test_rays_token_is_made_once_and_never_rendered_into_a_node() -> None:
+    ctx = dataclasses.replace(context(), new_ray_token="f" * 64)
+    desired = desired_state(
+        dataclasses.replace(
+            ctx, spec=sample_spec(autoscaler_desired_workers={f"{NAME}-w-aaaaaaaa": "ray.worker.default"})
+        )
+    )
+    assert desired.ray_token_secret is not None
+    assert desired.ray_token_secret["stringData"] == {"token": "f" * 64}
+    for secret in desired.secrets.values():
+        assert "f" * 64 not in _user_data(secret)
+    assert desired_state(context()).ray_token_secret is None  # no fresh token given: the Secret exists
 
 
 def test_no_node_is_given_the_ca_or_its_key() -> None:
@@ -116,23 +152,30 @@ def test_no_node_is_given_the_ca_or_its_key() -> None:
     )
     for secret in desired.secrets.values():
         files = {f["path"] for f in yaml.safe_load(_user_data(secret))["write_files"]}
-        assert "/etc/vmray/tls_fetch.py" in files
+        assert "/etc/vmray/fetch_credentials.py" in files
         assert not any("ca.key" in f or f.endswith(".key") for f in files)
 
 
-def test_user_input_is_quoted_never_pasted() -> None:
-    hostile = "echo hi; $(reboot) 'quoted' \"double\""
+def test_user_commands_are_written_as_typed_in_the_setup_script_and_nowhere_else() -> None:
+    hostile = "echo hi; $(reboot) 'quoted' \"double\"  # a comment"
     spec = sample_spec(head_node={"node_type": "ray.head.default", "port": 6245, "setup_commands": [hostile]})
-    desired = desired_state(context(spec))
-    user_data = _user_data(next(iter(desired.secrets.values())))
-    document = yaml.safe_load(user_data)  # still valid YAML
-    script = next(f["content"] for f in document["write_files"] if f["path"] == "/usr/local/bin/vmray-ray-node")
-    # The shell sees the hostile command as data: one bash -c argument, exactly as written.
-    docker_run = script[script.index("exec docker run") :].replace("\\\n", " ")
-    words = shlex.split(docker_run)
+    ctx = context(spec)
+    desired = desired_state(ctx)
+    document = yaml.safe_load(_user_data(head_secret_of(desired)))  # still valid YAML
+    files = {f["path"]: f["content"] for f in document["write_files"]}
+    setup = files["/etc/vmray/setup.sh"]
+    assert f"(\n{hostile}\n)\n" in setup  # as typed, in a subshell of its own
+    # Where the script names the command in its messages, the shell sees it as data, exactly as written.
+    step = node_runtime(ctx, names.ROLE_HEAD, "ray.head.default").setup_commands.index(hostile) + 1
+    (naming,) = [line for line in setup.splitlines() if line.startswith(f"vmray_step={step} ")]
+    assert shlex.split(naming) == [f"vmray_step={step}", f"vmray_command={hostile}"]
+    # The container runs the setup script, then Ray; the node script never holds the command itself.
+    node_script = files["/usr/local/bin/vmray-ray-node"]
+    assert "reboot" not in node_script
+    words = shlex.split(node_script[node_script.index("docker run") :].replace("\\\n", " "))
     command = words[words.index("-c") + 1]
-    assert f" && ( {hostile} ) && " in command
-    assert "exec ray start --head" in command.split(hostile)[-1]
+    assert command.startswith("/etc/vmray/setup.sh && ")
+    assert command.split(" && ")[-1].startswith("exec ray start --head")
 
 
 def test_password_hash_or_locked_login() -> None:

@@ -301,3 +301,44 @@ def test_a_vm_going_away_is_news() -> None:
 
 def test_no_change_is_not_progress() -> None:
     assert not progress_only(_step(), _step())
+
+
+REFUSED = "VirtualMachine test-ray-w-aaaaaaaa: admission webhook denied the request: quota exceeded"
+
+
+def test_a_refused_write_makes_ready_false_naming_the_object_and_the_servers_words() -> None:
+    status = run(ready_cluster(), refused=[REFUSED])
+    ready = find(status["conditions"], "Ready")
+    assert ready is not None
+    assert (ready["status"], ready["reason"]) == ("False", "ApplyFailed")
+    assert REFUSED in ready["message"]
+    assert status["cluster_state"] == "failed"
+    was_ready = run(ready_cluster())
+    assert run(ready_cluster(), previous=was_ready, refused=[REFUSED])["cluster_state"] == "degraded"
+
+
+def test_a_spec_problem_outranks_a_refused_write_and_the_refusal_clears() -> None:
+    status = run(ready_cluster(), refused=[REFUSED], invalid=["autoscaler_desired_workers: x is not ..."])
+    assert (find(status["conditions"], "Ready") or {})["reason"] == "InvalidSpec"
+    refused = run(ready_cluster(), refused=[REFUSED])
+    cleared = run(ready_cluster(), previous=refused, now=T1)
+    assert (find(cleared["conditions"], "Ready") or {})["reason"] == "Running"
+
+
+def test_many_refusals_are_told_in_a_bounded_message() -> None:
+    many = [f"VirtualMachine test-ray-w-{i:08d}: denied" for i in range(40)]
+    message = (find(run(ready_cluster(), refused=many)["conditions"], "Ready") or {})["message"]
+    assert "and 35 more" in message
+    assert len(message) < 400
+
+
+def test_a_stalled_rollout_names_the_vm_and_why_and_keeps_the_cluster_ready() -> None:
+    why = "it failed: SetupCommandFailed: setup command 2 of 3 failed with exit status 1: pip install x"
+    status = run(ready_cluster(), outdated=[W2], rollout_stalled=(W1, why))
+    up_to_date = find(status["conditions"], "UpToDate")
+    assert up_to_date is not None
+    assert (up_to_date["status"], up_to_date["reason"]) == ("False", "RolloutStalled")
+    assert W1 in up_to_date["message"]
+    assert why in up_to_date["message"]
+    assert W2 in up_to_date["message"]
+    assert (find(status["conditions"], "Ready") or {})["status"] == "True"

@@ -26,6 +26,7 @@ _IMMUTABLE = (
     ("head_node.node_type", "self.head_node.node_type == oldSelf.head_node.node_type"),
     ("head_node.port", "self.head_node.port == oldSelf.head_node.port"),
     ("enable_tls", "self.enable_tls == oldSelf.enable_tls"),
+    ("enable_token_auth", "self.enable_token_auth == oldSelf.enable_token_auth"),
     (
         "common_node_config.storage_class",
         "self.common_node_config.storage_class == oldSelf.common_node_config.storage_class",
@@ -91,9 +92,12 @@ _ROOT_RULES: list[dict[str, str]] = [
     },
 ]
 
+# The form Ray's vSphere provider makes names in. That a name starts with this cluster's own name is checked by the
+# operator (SpecValid): a rule here reading metadata.name costs more than the API server allows.
 _WORKER_NAME_RULE = {
-    "rule": f"self.all(w, size(w) <= 63 && w.matches('{models.DNS_LABEL}'))",
-    "message": "autoscaler_desired_workers: worker VM names must be DNS labels of at most 63 characters",
+    "rule": "self.all(w, size(w) <= 63 && w.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?-w-[a-z0-9]{8}$'))",
+    "message": "autoscaler_desired_workers: worker VM names are the cluster's name, '-w-' and 8 lower-case letters "
+    "or digits, at most 63 characters",
 }
 _MIN_MAX_RULE = {
     "rule": "self.min_workers <= self.max_workers",

@@ -280,6 +280,12 @@ class VMRayClusterSpec(_Model):
     enable_tls: bool = Field(
         default=True, description="Mutual TLS between Ray nodes, with a CA per cluster. Immutable."
     )
+    enable_token_auth: bool = Field(
+        default=True,
+        description="Ray's token authentication (RAY_AUTH_MODE=token, Ray 2.52 and later): the dashboard, the job "
+        "API and every Ray service ask for the cluster's token, kept in the Secret status.endpoints.auth_token_secret "
+        "names. Turn it off only for Ray images older than 2.52. Immutable.",
+    )
     docker_config: DockerConfig = Field(default_factory=DockerConfig, description="Registry credentials.")
 
 
@@ -320,6 +326,16 @@ class Endpoints(_Model):
     dashboard: str | None = Field(default=None, description="URL of the Ray dashboard and job API.")
     client: str | None = Field(default=None, description="Ray client address (ray://host:10001).")
     gcs: str | None = Field(default=None, description="Address of Ray's GCS (host:port).")
+    auth_token_secret: str | None = Field(
+        default=None,
+        description="Secret whose key `token` is the Ray token every request to the dashboard, the job API and "
+        "the Ray client must carry (RAY_AUTH_TOKEN), with enable_token_auth.",
+    )
+    client_tls_secret: str | None = Field(
+        default=None,
+        description="Secret with a client certificate of the cluster's CA (tls.crt, tls.key, ca.crt) that a Ray "
+        "client (ray://) needs with enable_tls; the cluster's own nodes cannot read it.",
+    )
 
 
 class Condition(_Model):

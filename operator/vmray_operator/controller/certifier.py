@@ -28,7 +28,11 @@ class Certifier:
         self._written: OwnWrites[Body] = OwnWrites()  # the Secrets this certifier made or patched, by name
 
     def forget(self, namespace: str, cluster: str) -> None:
-        for name in (tls.ca_secret_name(cluster), tls.certificates_secret_name(cluster)):
+        for name in (
+            tls.ca_secret_name(cluster),
+            tls.certificates_secret_name(cluster),
+            tls.client_secret_name(cluster),
+        ):
             self._written.forget((namespace, name))
 
     def _held(self, ctx: ClusterContext, name: str, observed: Observed) -> Body | None:
@@ -43,8 +47,14 @@ class Certifier:
         )
 
     async def ensure_ca(self, ctx: ClusterContext, observed: Observed) -> str:
-        """Makes the cluster's CA if it has none; its Secret's name."""
-        await self._ca(ctx, observed)
+        """Makes the cluster's CA if it has none, and a Ray client's certificate of it; the CA Secret's name."""
+        ca = await self._ca(ctx, observed)
+        client = tls.client_secret_name(ctx.name)
+        if self._held(ctx, client, observed) is None:
+            pair = certificates.issue(
+                ca, certificates.name(f"{ctx.name} ray client"), [certificates.CLIENT_AUTH], NODE_VALIDITY
+            )
+            await self._create(ctx, tls.client_secret(ctx, ca.cert_pem, pair.cert_pem, pair.key_pem), observed)
         return tls.ca_secret_name(ctx.name)
 
     async def ensure(self, ctx: ClusterContext, observed: Observed, head_name: str) -> None:
@@ -113,7 +123,7 @@ class Certifier:
         name = str(body["metadata"]["name"])
         made, created = await create_owned(self.kube, r.SECRETS, body, ctx.namespace, ctx.uid)
         if made is None:
-            raise NameTaken(f"Secret {ctx.namespace}/{name} went away while being made")
+            raise NameTaken(f"Secret {ctx.namespace}/{name} went away while being made", earlier=True)
         if created:
             log.info("created Secret %s/%s", ctx.namespace, name)
             self._record(ctx, name, observed, made)

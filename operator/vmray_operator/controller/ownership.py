@@ -8,7 +8,25 @@ from vmray_operator.reconcile.observed import controlled_by
 
 
 class NameTaken(Exception):
-    """An object the cluster needs exists under another owner (ownerReferences)."""
+    """An object the cluster needs exists under another owner (ownerReferences). earlier: the owner is an earlier
+    cluster of the same name, deleted, whose objects Kubernetes has not collected yet (it will, in seconds)."""
+
+    def __init__(self, message: str, earlier: bool = False) -> None:
+        super().__init__(message)
+        self.earlier = earlier
+
+
+def _earlier_namesake(existing: Body, body: Body) -> bool:
+    """Whether existing is controlled by a cluster of the same kind and name as body's controller."""
+
+    def controller(obj: Body) -> tuple[object, object] | None:
+        for ref in obj.get("metadata", {}).get("ownerReferences") or []:
+            if isinstance(ref, dict) and ref.get("controller"):
+                return ref.get("kind"), ref.get("name")
+        return None
+
+    ours = controller(body)
+    return ours is not None and controller(existing) == ours
 
 
 async def create_owned(
@@ -25,5 +43,7 @@ async def create_owned(
     name = body["metadata"]["name"]
     existing = await kube.get(resource, name, namespace)
     if existing is not None and not controlled_by(existing, owner_uid):
+        if _earlier_namesake(existing, body):
+            raise NameTaken(f"{body['kind']} {namespace}/{name} belongs to an earlier cluster", earlier=True)
         raise NameTaken(f"{body['kind']} {namespace}/{name} belongs to another owner") from None
     return existing, False

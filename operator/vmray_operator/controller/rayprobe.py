@@ -14,6 +14,7 @@ from collections.abc import Callable
 import aiohttp
 
 from vmray_operator.controller.stores import Key
+from vmray_operator.logs import key_text
 from vmray_operator.ray.client import RayDashboard
 from vmray_operator.ray.view import RayView, unreachable
 
@@ -41,33 +42,34 @@ class RayProber:
         self._steady_interval = steady_interval
         self._timeout = timeout
         self._session: aiohttp.ClientSession | None = None
-        self._urls: dict[Key, str] = {}
+        self._targets: dict[Key, tuple[str, str | None]] = {}  # the dashboard's URL and Ray's token, by cluster
         self._views: dict[Key, RayView] = {}
         self._tasks: dict[Key, asyncio.Task[None]] = {}
 
     def view(self, key: Key) -> RayView | None:
         return self._views.get(key)
 
-    def watch(self, key: Key, dashboard_url: str | None) -> None:
-        """Starts, moves or stops the poller of a cluster."""
+    def watch(self, key: Key, dashboard_url: str | None, token: str | None = None) -> None:
+        """Starts, moves or stops the poller of a cluster; token: Ray's, for a cluster with token authentication."""
         if dashboard_url is None:
             self.forget(key)
             return
+        target = (dashboard_url, token)
         task = self._tasks.get(key)
-        if self._urls.get(key) == dashboard_url and task is not None and not task.done():
+        if self._targets.get(key) == target and task is not None and not task.done():
             return
         if task is not None and task.done() and not task.cancelled() and task.exception() is not None:
-            log.error("Ray probe of %s had stopped; starting it again", key, exc_info=task.exception())
-        if self._urls.get(key) != dashboard_url:
+            log.error("Ray probe of %s had stopped; starting it again", key_text(key), exc_info=task.exception())
+        if self._targets.get(key) != target:
             self.forget(key)  # the old view is of another address; a poller restarted in place keeps its view
-        self._urls[key] = dashboard_url
-        self._tasks[key] = asyncio.create_task(self._poll(key, dashboard_url), name=f"ray-probe-{key}")
+        self._targets[key] = target
+        self._tasks[key] = asyncio.create_task(self._poll(key, *target), name=f"ray-probe-{key}")
 
     def forget(self, key: Key) -> None:
         task = self._tasks.pop(key, None)
         if task:
             task.cancel()
-        self._urls.pop(key, None)
+        self._targets.pop(key, None)
         self._views.pop(key, None)
 
     def _client_session(self) -> aiohttp.ClientSession:
@@ -75,15 +77,15 @@ class RayProber:
             self._session = aiohttp.ClientSession()
         return self._session
 
-    async def _poll(self, key: Key, url: str) -> None:
-        dashboard = RayDashboard(self._client_session(), self._timeout)
+    async def _poll(self, key: Key, url: str, token: str | None) -> None:
+        dashboard = RayDashboard(self._client_session(), self._timeout, token=token)
         logged: set[str] = set()  # kinds of unexpected errors already logged for this cluster
 
         def log_once(error: Exception) -> None:
             # a fault of the operator, not of Ray: said once per kind, not at every poll
             if type(error).__name__ not in logged:
                 logged.add(type(error).__name__)
-                log.exception("Ray probe of %s failed; it goes on polling", key)
+                log.exception("Ray probe of %s failed; it goes on polling", key_text(key))
 
         while True:
             try:

@@ -55,8 +55,9 @@ class RecentCreations:
 
 
 def _seen(observed: Observed) -> set[tuple[Kind, str]]:
-    """What the watches show of a cluster; its ServiceAccount, Role and RoleBinding are not watched."""
+    """What the watches show of a cluster."""
     seen = {(Kind.VM, name) for name in observed.vms}
+    seen |= {(Kind(kind), name) for kind, objects in observed.identity.items() for name in objects}
     seen |= {(kind, name) for name in observed.secrets for kind in (Kind.SECRET, Kind.TOKEN_SECRET)}
     seen |= {(Kind.CONFIG_MAP, name) for name in observed.config_maps}
     if observed.service is not None:

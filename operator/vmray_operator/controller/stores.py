@@ -8,6 +8,9 @@ from typing import Any, Protocol
 from vmray_operator.reconcile.observed import Body, Observed, controlled_by
 
 Key = tuple[str, str]
+_IDENTITY_KINDS = {"ServiceAccount": "service_accounts", "Role": "roles", "RoleBinding": "role_bindings"}
+# The indexes the watches fill (handlers.py), each mapping a cluster key to the objects of one kind.
+INDEXES = ("clusters", "vms", "services", "secrets", "config_maps", "service_accounts", "roles", "role_bindings")
 
 
 class Stores(Protocol):
@@ -20,43 +23,37 @@ def _by_name(items: Iterable[Body]) -> dict[str, Body]:
     return {item["metadata"]["name"]: item for item in items}
 
 
-def _owned(items: Iterable[Body], uid: str | None) -> list[Body]:
-    return [item for item in items if uid is not None and controlled_by(item, uid)]
-
-
 class IndexStores:
     """Over kopf indexes (or any mapping of key -> iterable of bodies). kopf fills its indexes before
     it calls any handler, so the first reconcile after a restart already sees every existing VM."""
 
     def __init__(self) -> None:
-        self._clusters: Mapping[Key, Iterable[Body]] = {}
-        self._vms: Mapping[Key, Iterable[Body]] = {}
-        self._services: Mapping[Key, Iterable[Body]] = {}
-        self._secrets: Mapping[Key, Iterable[Body]] = {}
-        self._config_maps: Mapping[Key, Iterable[Body]] = {}
+        self._indexes: Mapping[str, Mapping[Key, Iterable[Body]]] = {name: {} for name in INDEXES}
 
-    def bind(self, clusters: Any, vms: Any, services: Any, secrets: Any, config_maps: Any) -> None:
-        self._clusters, self._vms, self._services = clusters, vms, services
-        self._secrets, self._config_maps = secrets, config_maps
+    def bind(self, indexes: Mapping[str, Any]) -> None:
+        self._indexes = {name: indexes[name] for name in INDEXES}
+
+    def _of(self, index: str, key: Key, uid: str | None) -> list[Body]:
+        """The objects of one index labelled for the cluster that the cluster controls (by ownerReferences)."""
+        items = self._indexes[index].get(key, ())
+        return [item for item in items if uid is not None and controlled_by(item, uid)]
 
     def cluster(self, key: Key) -> Body | None:
-        if key not in self._clusters:
-            return None
-        return next(iter(self._clusters[key]), None)
+        return next(iter(self._indexes["clusters"].get(key, ())), None)
 
     def observed(self, key: Key) -> Observed:
-        """The objects labelled for the cluster that the cluster controls (by ownerReferences)."""
         uid = (self.cluster(key) or {}).get("metadata", {}).get("uid")
-        services = _owned(self._services[key], uid) if key in self._services else []
+        services = self._of("services", key, uid)
         return Observed(
-            vms=_by_name(_owned(self._vms[key], uid)) if key in self._vms else {},
+            vms=_by_name(self._of("vms", key, uid)),
             # The head's service is the one without a deletion mark, if there are several.
             service=next(
                 (s for s in services if not s["metadata"].get("deletionTimestamp")), services[0] if services else None
             ),
-            secrets=_by_name(_owned(self._secrets[key], uid)) if key in self._secrets else {},
-            config_maps=_by_name(_owned(self._config_maps[key], uid)) if key in self._config_maps else {},
+            secrets=_by_name(self._of("secrets", key, uid)),
+            config_maps=_by_name(self._of("config_maps", key, uid)),
+            identity={kind: _by_name(self._of(index, key, uid)) for kind, index in _IDENTITY_KINDS.items()},
         )
 
     def cluster_keys(self) -> list[Key]:
-        return list(self._clusters)
+        return list(self._indexes["clusters"])

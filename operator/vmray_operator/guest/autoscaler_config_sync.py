@@ -4,8 +4,12 @@ Ray's autoscaler reads its config file again on every update, so limits changed 
 (max_workers, min and max workers per node type, idle timeout, upscaling speed) reach it within seconds,
 without replacing the head. Runs beside Ray in the head's container, as the autoscaler's ServiceAccount.
 
-    python3 autoscaler_config_sync.py --initial FILE --target FILE --api-server HOST:PORT [--ca-cert FILE]
+The API server is always verified with the CA in --ca-cert: the token goes nowhere else.
+
+    python3 autoscaler_config_sync.py --initial FILE --target FILE --api-server HOST:PORT --ca-cert FILE
         --namespace NS --config-map NAME [--interval SECONDS] [--once]
+
+HOST:PORT is a name or an address, an IPv6 address in brackets ([2001:db8::1]:443).
 """
 
 from __future__ import annotations
@@ -37,6 +41,16 @@ def fetch(url: str, token: str, context: ssl.SSLContext, timeout: float = 10.0) 
     return value if isinstance(value, str) else None
 
 
+def trusting(ca_cert: Path) -> ssl.SSLContext | None:
+    """A TLS context that trusts the API server's CA only (and checks its name or address), or None when the
+    CA file cannot be read."""
+    try:
+        return ssl.create_default_context(cafile=str(ca_cert))
+    except (OSError, ssl.SSLError) as error:
+        print(f"autoscaler config: cannot use the API server's CA {ca_cert}: {error}", file=sys.stderr, flush=True)
+        return None
+
+
 def write_if_changed(target: Path, content: str) -> bool:
     """Replaces target atomically (a reader never sees half a file); False when it already holds content."""
     if target.exists() and target.read_text() == content:
@@ -54,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--initial", type=Path, required=True, help="the config cloud-init wrote at first boot")
     parser.add_argument("--target", type=Path, required=True, help="the file Ray's autoscaler reads")
     parser.add_argument("--api-server", required=True)
-    parser.add_argument("--ca-cert", help="CA of the API server; none: its certificate is not verified")
+    parser.add_argument("--ca-cert", type=Path, required=True, help="the CA the API server is verified with")
     parser.add_argument("--namespace", required=True)
     parser.add_argument("--config-map", required=True)
     parser.add_argument("--interval", type=float, default=10.0)
@@ -67,7 +81,9 @@ def main(argv: list[str] | None = None) -> int:
     if not token:
         print("autoscaler config: no SVC_ACCOUNT_TOKEN; keeping the config of first boot", file=sys.stderr)
         return 0
-    context = ssl.create_default_context(cafile=args.ca_cert) if args.ca_cert else ssl._create_unverified_context()
+    context = trusting(args.ca_cert)
+    if context is None:
+        return 1
     url = f"https://{args.api_server}/api/v1/namespaces/{args.namespace}/configmaps/{args.config_map}"
     while True:
         content = fetch(url, token, context)

@@ -1,25 +1,13 @@
 """Whether the vSphere objects a cluster's VMs need exist (VM classes, the image, the storage class), and
-the Secrets the cluster refers to (registry credentials, the password hash), read for the builders."""
+the Secrets the cluster refers to (registry credentials, the password hash), read for reconcile/user_secrets."""
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 
 from vmray_operator.api.models import VMRayClusterSpec
 from vmray_operator.kube import resources as r
-from vmray_operator.kube.client import Kube
-from vmray_operator.reconcile.observed import secret_value
-from vmray_operator.render.registry import RegistryCredentials
-
-
-@dataclass(frozen=True)
-class UserSecrets:
-    """What the cluster's referenced Secrets hold, and which of them (or of their keys) are missing."""
-
-    password_hash: str | None = None
-    registry: RegistryCredentials | None = None
-    missing: tuple[str, ...] = ()
+from vmray_operator.kube.client import Body, Kube
 
 
 class PrerequisiteChecker:
@@ -64,22 +52,7 @@ class PrerequisiteChecker:
         wanted += [("VirtualMachineImage", common.vm_image), ("StorageClass", common.storage_class)]
         return [f"{kind} {name}" for kind, name in wanted if not await self._exists(kind, namespace, name)]
 
-    async def user_secrets(self, namespace: str, spec: VMRayClusterSpec) -> UserSecrets:
-        """Reads the Secrets the spec names; never cached, so a changed Secret reaches new VMs."""
-        missing: list[str] = []
-        password_hash = None
-        ref = spec.common_node_config.vm_password_secret
-        if ref is not None:
-            password_hash = secret_value(await self.kube.get(r.SECRETS, ref.name, namespace), ref.key)
-            if password_hash is None:
-                missing.append(f"Secret {ref.name} (key {ref.key})")
-        registry = None
-        name = spec.docker_config.auth_secret_name
-        if name:
-            secret = await self.kube.get(r.SECRETS, name, namespace)
-            username, password = secret_value(secret, "username"), secret_value(secret, "password")
-            if username is None or password is None:
-                missing.append(f"Secret {name} (keys username and password)")
-            else:
-                registry = RegistryCredentials(username, password, secret_value(secret, "registry"))
-        return UserSecrets(password_hash, registry, tuple(missing))
+    async def secrets(self, namespace: str, secret_names: list[str]) -> dict[str, Body | None]:
+        """The named Secrets of the namespace (None for one that does not exist); never cached, so a changed
+        Secret reaches new VMs."""
+        return {name: await self.kube.get(r.SECRETS, name, namespace) for name in secret_names}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import os
 import subprocess
 import sys
@@ -79,7 +80,12 @@ def up(state_dir: Path) -> int:
     with phase("waiting for the cluster to be Ready", timings):
         cluster = asyncio.run(_wait_ready(kubeconfig))
     dashboard = cluster["status"]["endpoints"]["dashboard"]
-    with phase(f"submitting a Ray job: ray job submit --address {dashboard}", timings):
+    token_secret = cluster["status"]["endpoints"].get("auth_token_secret")
+    token_env: dict[str, str] = {}
+    if token_secret:  # what a data scientist is handed besides the address: Ray's token
+        token = _kubectl(kubeconfig, "get", "secret", token_secret, "-n", NAMESPACE, "-o", "jsonpath={.data.token}")
+        token_env = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": base64.b64decode(token).decode()}
+    with phase(f"submitting a Ray job: ray job submit --address {dashboard}, with Ray's token", timings):
         job = subprocess.run(
             [
                 str(Path(sys.executable).parent / "ray"),
@@ -93,6 +99,7 @@ def up(state_dir: Path) -> int:
                 "python",
                 "demo_job.py",
             ],
+            env={**os.environ, **token_env},
             capture_output=True,
             text=True,
             check=False,
@@ -109,6 +116,11 @@ def up(state_dir: Path) -> int:
         f"Ray dashboard: {dashboard} (reachable from this machine; from elsewhere: "
         f"ssh -L 8265:{dashboard.split('//')[1].split(':')[0]}:8265 <this host>, then http://localhost:8265)"
     )
+    if token_secret:
+        print(
+            f"Ray's token:   kubectl --kubeconfig {kubeconfig} get secret {token_secret} -n {NAMESPACE} "
+            "-o jsonpath='{.data.token}' | base64 -d  (RAY_AUTH_MODE=token RAY_AUTH_TOKEN=<it> ray job submit ...)"
+        )
     print(f"kubectl:       kubectl --kubeconfig {kubeconfig} get vmraycluster,vm,vmservice -n {NAMESPACE}")
     print("phases:")
     for name, seconds in timings:
@@ -123,10 +135,6 @@ def down(state_dir: Path) -> int:
         print(f"removed leftovers: {', '.join(leftovers)}")
     print("demo stopped: no process, namespace or link of it is left")
     return 0
-
-
-def state_dir_default() -> Path:
-    return Path(os.environ.get("VMRAY_LOCAL_DIR", ".local-cloud")).resolve()
 
 
 __all__ = ["controlplane", "down", "up"]

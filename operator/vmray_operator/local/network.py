@@ -30,7 +30,9 @@ async def ip(*args: str, check: bool = True) -> str:
     return out.decode()
 
 
-GUEST_API_PORT = 6443  # where VMs reach the Supervisor's API, as on a real Supervisor
+# Where VMs reach the Supervisor's API on their gateway: 443, the port an address written without one means
+# (the seed's sample gives the IP alone), and 6443, where a real Supervisor's API answers too.
+GUEST_API_PORTS = (443, 6443)
 
 
 def gateway_of(vm_network: str) -> str:
@@ -39,8 +41,9 @@ def gateway_of(vm_network: str) -> str:
 
 
 def guest_api_address(vm_network: str) -> str:
-    """host:port of the Kubernetes API as the VMs see it (forwarded to the loopback API server)."""
-    return f"{gateway_of(vm_network)}:{GUEST_API_PORT}"
+    """The Kubernetes API as the VMs see it (forwarded to the loopback API server), written as the seed tells
+    users to: the IP alone, which means port 443."""
+    return gateway_of(vm_network)
 
 
 class VmNetwork:

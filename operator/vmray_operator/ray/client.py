@@ -33,11 +33,19 @@ class _Answered(Exception):
 
 class RayDashboard:
     def __init__(
-        self, session: aiohttp.ClientSession, timeout: float = 3.0, max_answer_bytes: int = MAX_ANSWER_BYTES
+        self,
+        session: aiohttp.ClientSession,
+        timeout: float = 3.0,
+        max_answer_bytes: int = MAX_ANSWER_BYTES,
+        token: str | None = None,
     ) -> None:
         self._session = session
         self._timeout = timeout
         self._max_answer_bytes = max_answer_bytes
+        # With Ray's token authentication every request carries the cluster's token.
+        self._headers = {"Accept-Encoding": "identity"}
+        if token:
+            self._headers["Authorization"] = f"Bearer {token}"
 
     async def _get(self, dashboard_url: str, path: str) -> tuple[int, bytes]:
         """The status and body of one answer, within the time and size bounds."""
@@ -49,7 +57,7 @@ class RayDashboard:
                 # compressed body, whose size says nothing about what it unpacks to.
                 allow_redirects=False,
                 auto_decompress=False,
-                headers={"Accept-Encoding": "identity"},
+                headers=self._headers,
             ) as response,
         ):
             if response.content_length is not None and response.content_length > self._max_answer_bytes:

@@ -18,6 +18,11 @@ class Observed:
     service: Body | None = None  # the head's VirtualMachineService
     secrets: dict[str, Body] = field(default_factory=dict)  # the cluster's bootstrap Secrets by name
     config_maps: dict[str, Body] = field(default_factory=dict)  # the cluster's ConfigMaps by name
+    # the cluster's identity: ServiceAccounts, Roles and RoleBindings by kind, then name
+    identity: dict[str, dict[str, Body]] = field(default_factory=dict)
+
+    def identity_object(self, kind: str, name: str) -> Body | None:
+        return self.identity.get(kind, {}).get(name)
 
     def workers(self) -> dict[str, Body]:
         return {n: vm for n, vm in self.vms.items() if role(vm) == names.ROLE_WORKER}
@@ -77,3 +82,30 @@ def secret_value(secret: Body | None, key: str) -> str | None:
 def issued_token(secret: Body | None) -> str | None:
     """The token Kubernetes wrote into a ServiceAccount token Secret, or None while it has not."""
     return secret_value(secret, "token")
+
+
+# VM status conditions that, False, say the VM cannot come up as it is: VM Operator's prerequisites, and what the
+# guest reports of its own bootstrap (guestinfo.vmservice.bootstrap.condition, shown as GuestBootstrap).
+FAILURE_CONDITIONS = (
+    "VirtualMachineClassReady",
+    "VirtualMachineImageReady",
+    "VirtualMachineStorageReady",
+    "VirtualMachineBootstrapReady",
+    "GuestBootstrap",
+)
+
+
+def failure(vm: Body) -> tuple[str, str] | None:
+    """(reason, message) of the first of FAILURE_CONDITIONS that is False on the VM; None when none is. Values of
+    the wrong type are read as absent."""
+    status = vm.get("status")
+    conditions = status.get("conditions") if isinstance(status, dict) else None
+    for type_ in FAILURE_CONDITIONS:
+        for condition in conditions if isinstance(conditions, list) else []:
+            if isinstance(condition, dict) and condition.get("type") == type_ and condition.get("status") == "False":
+                reason, message = condition.get("reason"), condition.get("message")
+                return (
+                    reason if isinstance(reason, str) and reason else type_,
+                    message if isinstance(message, str) and message else type_,
+                )
+    return None

@@ -8,10 +8,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from vmray_operator.reconcile.observed import Body, Observed, is_deleting, role
-from vmray_operator.reconcile.rollout import rollout
+from vmray_operator.reconcile.rollout import VM_LEVEL, NodeReadiness, rollout
 from vmray_operator.render.desired import DesiredState
 from vmray_operator.render.identity import SERVICE_ACCOUNT_TOKEN_TYPE
-from vmray_operator.render.names import ANNOTATION_DRAIN_STARTED, ROLE_TLS
+from vmray_operator.render.names import ANNOTATION_DRAIN_STARTED, ROLE_AUTH, ROLE_TLS
 from vmray_operator.render.objects import USER_DATA_KEY
 
 
@@ -61,6 +61,9 @@ def _uid(body: Body) -> str | None:
 
 def _secret_actions(desired: DesiredState, observed: Observed) -> list[Action]:
     actions: list[Action] = []
+    token = desired.ray_token_secret  # made once; nodes and people hold it, so it never changes
+    if token is not None and token["metadata"]["name"] not in observed.secrets:
+        actions.append(Create(Kind.SECRET, token))
     for name, secret in desired.secrets.items():
         current = observed.secrets.get(name)
         if current is None:
@@ -70,19 +73,52 @@ def _secret_actions(desired: DesiredState, observed: Observed) -> list[Action]:
     return actions
 
 
+# What each kind of the cluster's identity must hold; the rest (metadata, defaults) is the API server's.
+_IDENTITY_FIELDS = {
+    "ServiceAccount": ("automountServiceAccountToken",),
+    "Role": ("rules",),
+    "RoleBinding": ("subjects", "roleRef"),
+}
+
+
+def _identity_object_actions(body: Body, current: Body | None) -> list[Action]:
+    kind, name = Kind(body["kind"]), body["metadata"]["name"]
+    if current is None:
+        return [Create(kind, body)]
+    if is_deleting(current):
+        return []
+    changed = {f: body.get(f) for f in _IDENTITY_FIELDS[body["kind"]] if current.get(f) != body.get(f)}
+    if not changed:
+        return []
+    if "roleRef" in changed:  # immutable: the binding is made again
+        return [Delete(kind, name, _uid(current), "its roleRef was changed")]
+    return [Update(kind, name, changed)]
+
+
 def _identity_actions(desired: DesiredState, observed: Observed) -> list[Action]:
-    """The autoscaler's identity is made once, its token Secret last (Kubernetes fills it only for an existing
-    ServiceAccount). The token Secret stands for all four: while it exists, nothing is looked at again."""
+    """The cluster's ServiceAccount, Role and RoleBinding as they should be: made when missing, put back when
+    someone changed them (a Role cut down would stop the autoscaler). The token Secret comes last: Kubernetes
+    fills it only for an existing ServiceAccount."""
     wanted = desired.token_secret
     if wanted is None:
-        return [
-            Delete(Kind.TOKEN_SECRET, name, _uid(secret), "the cluster needs no ServiceAccount")
+        reason = "the cluster needs no ServiceAccount"
+        tokens: list[Action] = [
+            Delete(Kind.TOKEN_SECRET, name, _uid(secret), reason)
             for name, secret in sorted(observed.secrets.items())
             if secret.get("type") == SERVICE_ACCOUNT_TOKEN_TYPE and not is_deleting(secret)
         ]
-    if wanted["metadata"]["name"] in observed.secrets:
-        return []
-    return [*(Create(Kind(body["kind"]), body) for body in desired.identity), Create(Kind.TOKEN_SECRET, wanted)]
+        return tokens + [
+            Delete(Kind(kind), name, _uid(body), reason)
+            for kind, objects in sorted(observed.identity.items())
+            for name, body in sorted(objects.items())
+            if not is_deleting(body)
+        ]
+    actions: list[Action] = []
+    for body in desired.identity:
+        actions += _identity_object_actions(body, observed.identity_object(body["kind"], body["metadata"]["name"]))
+    if wanted["metadata"]["name"] not in observed.secrets:
+        actions.append(Create(Kind.TOKEN_SECRET, wanted))
+    return actions
 
 
 def _config_map_actions(desired: DesiredState, observed: Observed) -> list[Action]:
@@ -155,7 +191,7 @@ def draining(observed: Observed) -> bool:
     )
 
 
-def plan(desired: DesiredState, observed: Observed, drain: Drain) -> list[Action]:
+def plan(desired: DesiredState, observed: Observed, drain: Drain, readiness: NodeReadiness = VM_LEVEL) -> list[Action]:
     """Secrets first (VMs boot from them), then the service, the head, the workers; removals and
     replacements of outdated VMs last."""
     actions = _identity_actions(desired, observed) + _config_map_actions(desired, observed)
@@ -173,7 +209,7 @@ def plan(desired: DesiredState, observed: Observed, drain: Drain) -> list[Action
             continue
         reason = "not the cluster's head VM" if name in heads else "not in spec.autoscaler_desired_workers"
         actions += retire(vm, reason, drain)
-    step = rollout(desired, observed)  # outdated VMs, one at a time; the plan above recreates them
+    step = rollout(desired, observed, readiness)  # outdated VMs, one at a time; the plan above recreates them
     for name in step.replacing:
         why = step.outdated.get(name, "its replacement is under way")
         actions += retire(observed.vms[name], f"replacing it with the current spec: {why}", drain)
@@ -184,8 +220,8 @@ def plan(desired: DesiredState, observed: Observed, drain: Drain) -> list[Action
     for name, secret in sorted(observed.secrets.items()):
         if secret.get("type") == SERVICE_ACCOUNT_TOKEN_TYPE:
             continue  # the identity's, see _identity_actions
-        if role(secret) == ROLE_TLS:
-            continue  # the CA and the nodes' certificates, kept by the operator's certifier
+        if role(secret) in (ROLE_TLS, ROLE_AUTH):
+            continue  # the CA and the certificates (kept by the operator's certifier), and Ray's token
         if name not in desired.secrets and name not in referenced:
             actions.append(Delete(Kind.SECRET, name, _uid(secret), "no node of its type is wanted"))
     return actions

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from vmray_operator.api.models import VMRayClusterSpec
-from vmray_operator.ray.client import RayView
+from vmray_operator.ray.view import RayView
 from vmray_operator.reconcile.conditions import Condition, find, set_condition
 from vmray_operator.reconcile.observed import Body, Observed, is_deleting, load_balancer_ip, vm_address
 from vmray_operator.render.context import RAY_CLIENT_PORT, RAY_DASHBOARD_PORT
@@ -26,12 +26,21 @@ PROGRESS_REASONS = frozenset(
     }
 )
 
+# Ready's reason while the API server refuses one of the operator's writes (a webhook, a policy, a quota, a
+# name another owner holds): the message names the object and quotes the server.
+APPLY_FAILED = "ApplyFailed"
+
+# UpToDate's reason when a node of the current spec does not come up during a rollout: no further VM is replaced.
+ROLLOUT_STALLED = "RolloutStalled"
+
 PREREQUISITE_CONDITIONS = (
     "VirtualMachineClassReady",
     "VirtualMachineImageReady",
     "VirtualMachineStorageReady",
     "VirtualMachineBootstrapReady",
 )
+# What a guest reports of its own bootstrap (guestinfo.vmservice.bootstrap.condition), as VM Operator shows it.
+GUEST_BOOTSTRAP = "GuestBootstrap"
 
 
 @dataclass(frozen=True)
@@ -88,6 +97,13 @@ def node_view(vm: Body | None, ray: RayView | None = None, probe_ray: bool = Fal
                 "failure", _text(condition.get("reason")) or type_, _text(condition.get("message")) or type_
             )
     power = _text(status.get("powerState"))
+    # What the guest reported of its own bootstrap (a command of the node failed). Without its address, so
+    # that the head's failure is what HeadReady says even while the load balancer has no address yet.
+    bootstrap = find(conditions, GUEST_BOOTSTRAP)
+    if bootstrap is not None and bootstrap.get("status") == "False":
+        reason = _text(bootstrap.get("reason")) or GUEST_BOOTSTRAP
+        message = _text(bootstrap.get("message")) or "the guest reported that its bootstrap failed"
+        return NodeView("failure", reason, message, power_state=power)
     ip = vm_address(vm)
     if not power or (power != "PoweredOn" and not _created(conditions)):
         return NodeView("initialized", "Provisioning", "vSphere is creating the VM", power_state=power)
@@ -138,8 +154,13 @@ class StatusInput:
     deletion_stuck: list[str] = field(default_factory=list)  # VMs still there after the deletion timeout
     probe_ray: bool = False  # whether Ray's own view decides readiness
     ray: RayView | None = None  # Ray's view, when probed
-    outdated: list[str] = field(default_factory=list)  # VMs waiting to be replaced, in the order they go
+    # VMs waiting to be replaced, in the order they go; None when that is not known (nothing could be rendered)
+    outdated: list[str] | None = field(default_factory=list)
     tls_ca: str | None = None  # with enable_tls: the CA Secret, once the nodes' certificates are being issued
+    refused: list[str] = field(default_factory=list)  # writes the API server refused, as "Kind name: its words"
+    rollout_stalled: tuple[str, str] | None = None  # (VM, why): a replaced node that did not come up
+    auth_token_secret: str | None = None  # the Secret of the cluster's Ray token, once made
+    client_tls_secret: str | None = None  # the Secret of a Ray client's certificate, once issued
 
 
 def _ladder(
@@ -242,7 +263,9 @@ def compute_status(inp: StatusInput) -> dict[str, Any]:
     # Overall
     was_ready = (find(previous_conditions, "Ready") or {}).get("status") == "True"
     if inp.deleting:
-        if inp.deletion_stuck:
+        if inp.refused:
+            reason, message = APPLY_FAILED, _refused_message(inp.refused)
+        elif inp.deletion_stuck:
             reason, message = "DeletionStuck", "still waiting for VMs to go: " + ", ".join(inp.deletion_stuck)
         else:
             reason, message = "Deleting", "deleting the cluster's VMs"
@@ -252,14 +275,21 @@ def compute_status(inp: StatusInput) -> dict[str, Any]:
         order = {"SpecValid": 0, "DependenciesReady": 1, "HeadReady": 2, "RayHealthy": 3, "WorkersReady": 4}
         blocking = [c for c in conditions if c["type"] in order and c["status"] != "True"]
         blocking.sort(key=lambda c: order[c["type"]])
-        if blocking:
+        if blocking and blocking[0]["type"] in ("SpecValid", "DependenciesReady"):
+            first = blocking[0]
+            conditions = _ladder(
+                conditions, "Ready", False, first["reason"], f"{first['type']}: {first['message']}", inp
+            )
+        elif inp.refused:
+            conditions = _ladder(conditions, "Ready", False, APPLY_FAILED, _refused_message(inp.refused), inp)
+        elif blocking:
             first = blocking[0]
             conditions = _ladder(
                 conditions, "Ready", False, first["reason"], f"{first['type']}: {first['message']}", inp
             )
         else:
             conditions = _ladder(conditions, "Ready", True, "Running", "the Ray cluster's VMs are running", inp)
-        state = _state(conditions, head, was_ready, bool(inp.missing or inp.invalid))
+        state = _state(conditions, head, was_ready, bool(inp.missing or inp.invalid), bool(inp.refused))
 
     status: dict[str, Any] = {
         "cluster_state": state,
@@ -279,23 +309,40 @@ def compute_status(inp: StatusInput) -> dict[str, Any]:
             "client": f"ray://{lb_ip}:{RAY_CLIENT_PORT}",
             "gcs": f"{lb_ip}:{spec.head_node.port}",
         }
+        for key, secret in (("auth_token_secret", inp.auth_token_secret), ("client_tls_secret", inp.client_tls_secret)):
+            if secret:
+                status["endpoints"][key] = secret
     return status
+
+
+def _refused_message(refused: list[str]) -> str:
+    shown = "; ".join(refused[:5]) + (f"; and {len(refused) - 5} more" if len(refused) > 5 else "")
+    return f"the API server refused a write: {shown}"
 
 
 def _mark_outdated(node: dict[str, Any], name: str, inp: StatusInput) -> dict[str, Any]:
     """The field is only there while it is true: a steady cluster's status stays as small as before."""
-    if name in inp.outdated:
+    if name in (inp.outdated or ()):
         node["outdated"] = True
     return node
 
 
 def _up_to_date_condition(conditions: list[Condition], inp: StatusInput) -> list[Condition]:
     """UpToDate: whether every VM runs the current spec. Not part of Ready: a cluster being rolled serves."""
+    if inp.outdated is None:
+        return conditions  # as it was
     if not inp.outdated:
         return _ladder(conditions, "UpToDate", True, "UpToDate", "every VM runs the current spec", inp)
     count = len(inp.outdated)
     shown = ", ".join(inp.outdated[:10]) + (f" and {count - 10} more" if count > 10 else "")
     vms = "VM" if count == 1 else "VMs"
+    if inp.rollout_stalled is not None:
+        vm, why = inp.rollout_stalled
+        message = (
+            f"the rollout stopped at VM {vm}, which runs the current spec: {why}; the {count} outdated {vms} "
+            f"({shown}) are left as they are until it comes up or the spec changes"
+        )
+        return _ladder(conditions, "UpToDate", False, ROLLOUT_STALLED, message, inp)
     message = f"replacing {count} outdated {vms} one at a time, workers first and the head last: {shown}"
     return _ladder(conditions, "UpToDate", False, "RollingUpdate", message, inp)
 
@@ -335,11 +382,11 @@ def _ray_condition(conditions: list[Condition], inp: StatusInput, lb_ip: str | N
     return _ladder(conditions, "RayHealthy", False, reason, message, inp)
 
 
-def _state(conditions: list[Condition], head: NodeView, was_ready: bool, blocked: bool) -> str:
+def _state(conditions: list[Condition], head: NodeView, was_ready: bool, blocked: bool, refused: bool) -> str:
     ready = (find(conditions, "Ready") or {}).get("status") == "True"
     if ready:
         return "running"
-    if head.vm_status == "failure":
+    if head.vm_status == "failure" or (refused and not was_ready):
         return "failed"
     if blocked and head.vm_status != "running":
         return "pending"

@@ -38,9 +38,8 @@ def autoscaler_config(ctx: ClusterContext) -> dict[str, Any]:
         else:
             entry.update(min_workers=node_type.min_workers, max_workers=node_type.max_workers)
         node_types[name] = entry
-    vsphere: dict[str, Any] = {"namespace": ctx.namespace, "api_server": ctx.api_server_location}
-    if ctx.api_server_ca_cert:
-        vsphere["ca_cert"] = API_SERVER_CA
+    # Ray's provider puts https:// before api_server, and without a ca_cert it would not verify the server
+    vsphere = {"namespace": ctx.namespace, "api_server": ctx.api_server.authority, "ca_cert": API_SERVER_CA}
     return {
         "cluster_name": ctx.name,
         "max_workers": common.max_workers,

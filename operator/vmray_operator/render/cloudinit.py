@@ -1,30 +1,38 @@
-"""The cloud-config of a node: the login user, the Ray node service and the commands, as YAML made
-from data (user input never goes into YAML or shell by string pasting)."""
+"""The cloud-config of a node: the login user, the Ray node service and the scripts of the user's commands,
+as YAML made from data (user input never goes into YAML or shell by string pasting)."""
 
 from __future__ import annotations
 
 import shlex
-from functools import cache
 from typing import Any
 
-import jinja2
 import yaml
 
-from vmray_operator.render import tls
+from vmray_operator.render import credentials
 from vmray_operator.render.autoscaler import config_sync_program, config_text, token_env
+from vmray_operator.render.command_scripts import INITIALIZATION, SETUP, command_script
 from vmray_operator.render.context import ClusterContext
 from vmray_operator.render.guest_paths import (
     API_SERVER_CA,
     AUTOSCALER_CONFIG,
     AUTOSCALER_CONFIG_SYNC,
+    BOOTSTRAP_CONDITION_KEY,
+    CREDENTIALS_FETCH,
     GUEST_DIR,
-    NODE_FILE,
-    TLS_FETCH,
+    INITIALIZATION_OUTCOME,
+    INITIALIZE_SCRIPT,
+    NODE_SCRIPT,
+    NODE_UNIT,
+    NODE_UNIT_FILE,
+    SETUP_OUTCOME,
+    SETUP_SCRIPT,
+    STATE_DIR,
     TOKEN_ENV,
 )
 from vmray_operator.render.names import ROLE_HEAD
 from vmray_operator.render.ray_node import CONTAINER_NAME, NodeRuntime
 from vmray_operator.render.registry import DOCKER_CONFIG_PATH, docker_config
+from vmray_operator.render.shell_templates import templates
 
 
 class _Dumper(yaml.CSafeDumper):
@@ -40,29 +48,10 @@ def _represent_str(dumper: yaml.CSafeDumper, value: str) -> yaml.ScalarNode:
 _Dumper.add_representer(str, _represent_str)
 
 
-@cache
-def _templates() -> jinja2.Environment:
-    env = jinja2.Environment(
-        loader=jinja2.PackageLoader("vmray_operator.render", "templates"),
-        undefined=jinja2.StrictUndefined,
-        keep_trailing_newline=True,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        autoescape=False,  # shell and systemd text, not HTML; values are quoted with shell_quote
-    )
-    env.filters["shell_quote"] = lambda value: shlex.quote(str(value))
-    return env
-
-
-def _script(lines: list[str], header: str) -> str:
-    return "".join(f"{line}\n" for line in ["#!/bin/bash", f"# {header}", "set -euxo pipefail", *lines])
-
-
 def _container_command(runtime: NodeRuntime) -> str:
-    """The setup commands in order, each in a subshell; the companions in the background; then Ray."""
-    steps = [f"( {c} )" for c in runtime.setup_commands]
-    steps += [f"( {shlex.join(c)} & )" for c in runtime.companions]
-    return " && ".join([*steps, "exec " + shlex.join(runtime.ray_start)])
+    """The setup script; the companions in the background; then Ray in the foreground."""
+    companions = [f"( {shlex.join(c)} & )" for c in runtime.companions]
+    return " && ".join([SETUP_SCRIPT, *companions, "exec " + shlex.join(runtime.ray_start)])
 
 
 def _autoscaler_files(ctx: ClusterContext) -> list[dict[str, str]]:
@@ -74,10 +63,12 @@ def _autoscaler_files(ctx: ClusterContext) -> list[dict[str, str]]:
 
 def _api_access_files(ctx: ClusterContext, credentials: bool) -> list[dict[str, str]]:
     """What a node needs to reach the Supervisor API as the cluster's ServiceAccount: the token (left out of
-    the rollout basis with credentials=False) and the API server's CA."""
+    the rollout basis with credentials=False) and the CA it verifies the API server with, always."""
+    ca = ctx.api_server_trusted_ca
+    if ca is None:
+        raise ValueError("no CA of the API server is known yet: the node would send its token unverified")
     files = [{"path": TOKEN_ENV, "permissions": "0600", "content": token_env(ctx)}] if credentials else []
-    if ctx.api_server_ca_cert:
-        files.append({"path": API_SERVER_CA, "permissions": "0644", "content": ctx.api_server_ca_cert})
+    files.append({"path": API_SERVER_CA, "permissions": "0644", "content": ca})
     return files
 
 
@@ -90,8 +81,8 @@ def _node_files(ctx: ClusterContext, runtime: NodeRuntime, live_files: bool) -> 
         files += _autoscaler_files(ctx)
     if ctx.node_uses_token(runtime.role):
         files += _api_access_files(ctx, credentials=live_files)
-    if ctx.spec.enable_tls:
-        files.append({"path": TLS_FETCH, "permissions": "0644", "content": tls.fetch_program()})
+    if ctx.fetches_at_boot:
+        files.append({"path": CREDENTIALS_FETCH, "permissions": "0644", "content": credentials.fetch_program()})
     return files
 
 
@@ -107,41 +98,49 @@ def cloud_config(ctx: ClusterContext, runtime: NodeRuntime, live_files: bool = T
         user.update({"lock_passwd": False, "hashed_passwd": ctx.vm_password_hash})
     else:
         user["lock_passwd"] = True
-    templates = _templates()
     variables = {
         "runtime": runtime,
         "container": CONTAINER_NAME,
         "container_command": _container_command(runtime),
         "guest_dir": GUEST_DIR,
+        "state_dir": STATE_DIR,
+        "initialization_outcome": INITIALIZATION_OUTCOME,
+        "setup_outcome": SETUP_OUTCOME,
+        "condition_key": BOOTSTRAP_CONDITION_KEY,
+        "node_script": NODE_SCRIPT,
     }
     config: dict[str, Any] = {
         "users": ["default", user],
         "write_files": [
-            {"path": NODE_FILE, "permissions": "0644", "content": runtime.to_json() + "\n"},
             *_node_files(ctx, runtime, live_files),
             *_registry_files(ctx),
             {
-                "path": "/etc/vmray/initialize.sh",
+                "path": INITIALIZE_SCRIPT,
                 "permissions": "0755",
-                "content": _script(runtime.initialization_commands, "initialization_commands, on the VM"),
+                "content": command_script(INITIALIZATION, runtime.initialization_commands),
             },
             {
-                "path": "/usr/local/bin/vmray-ray-node",
+                "path": SETUP_SCRIPT,
                 "permissions": "0755",
-                "content": templates.get_template("ray-node.sh.j2").render(variables),
+                "content": command_script(SETUP, runtime.setup_commands),
             },
             {
-                "path": "/etc/systemd/system/vmray-ray.service",
+                "path": NODE_SCRIPT,
+                "permissions": "0755",
+                "content": templates().get_template("ray-node.sh.j2").render(variables),
+            },
+            {
+                "path": NODE_UNIT_FILE,
                 "permissions": "0644",
-                "content": templates.get_template("vmray-ray.service.j2").render(variables),
+                "content": templates().get_template("vmray-ray.service.j2").render(variables),
             },
         ],
         "runcmd": [
             *_mount_commands(ctx),
-            ["/etc/vmray/initialize.sh"],
+            [INITIALIZE_SCRIPT],
             ["docker", "pull", runtime.image],
             ["systemctl", "daemon-reload"],
-            ["systemctl", "enable", "--now", "vmray-ray.service"],
+            ["systemctl", "enable", "--now", NODE_UNIT],
         ],
     }
     storage = ctx.spec.common_node_config.shared_storage

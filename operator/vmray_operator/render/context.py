@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from vmray_operator.api.models import VMRayClusterSpec
+from vmray_operator.render.api_server import ApiServerAddress, parse_api_server
 from vmray_operator.render.names import ROLE_HEAD
 from vmray_operator.render.registry import RegistryCredentials
 
@@ -34,6 +35,8 @@ class ClusterContext:
     created_by: str | None = None  # the cluster's vmray.io/created-by label ("ray-cli" for `ray up`)
     password_hash: str | None = None  # from vm_password_secret, read by the caller
     registry_credentials: RegistryCredentials | None = None  # from docker_config.auth_secret_name
+    cluster_root_ca: str | None = None  # ca.crt of the cluster's ServiceAccount token Secret, once issued
+    new_ray_token: str | None = None  # a fresh random token, passed while the cluster's Ray token Secret is missing
 
     @property
     def vm_password_hash(self) -> str | None:
@@ -46,22 +49,40 @@ class ClusterContext:
         return self.spec.autoscaling.enabled and self.created_by != "ray-cli"
 
     @property
+    def fetches_at_boot(self) -> bool:
+        """Whether every node fetches something at boot with the cluster's token: its TLS certificate, Ray's token."""
+        return self.spec.enable_tls or self.spec.enable_token_auth
+
+    @property
     def has_identity(self) -> bool:
         """Whether the cluster gets a ServiceAccount: for the head's autoscaler, and for every node to fetch its
-        TLS certificate."""
-        return self.runs_autoscaler or self.spec.enable_tls
+        TLS certificate and Ray's token."""
+        return self.runs_autoscaler or self.fetches_at_boot
 
     def node_uses_token(self, role: str) -> bool:
         """Whether a node of this role gets the cluster's token in its cloud-init."""
-        return self.spec.enable_tls or (role == ROLE_HEAD and self.runs_autoscaler)
+        return self.fetches_at_boot or (role == ROLE_HEAD and self.runs_autoscaler)
 
     @property
     def api_server_location(self) -> str:
-        return self.spec.api_server.location or self.defaults.api_server_location
+        """The location as written (the spec's, else the operator's default), without surrounding spaces."""
+        return (self.spec.api_server.location or "").strip() or self.defaults.api_server_location.strip()
+
+    @property
+    def api_server(self) -> ApiServerAddress:
+        """The parsed location; ValueError when it is empty or invalid (render only once
+        api_server.api_server_problem finds nothing wrong)."""
+        return parse_api_server(self.api_server_location)
 
     @property
     def api_server_ca_cert(self) -> str:
         return self.spec.api_server.ca_cert or self.defaults.api_server_ca_cert
+
+    @property
+    def api_server_trusted_ca(self) -> str | None:
+        """The CA a node verifies the API server with: the configured one, else the cluster's root CA (which
+        Kubernetes puts beside the token); None until one is known. A node never talks to it unverified."""
+        return self.api_server_ca_cert or self.cluster_root_ca or None
 
     def owner_reference(self) -> dict[str, object]:
         return {

@@ -6,15 +6,17 @@ from dataclasses import dataclass, field
 
 from vmray_operator.render import identity, names
 from vmray_operator.render.autoscaler import config_map
+from vmray_operator.render.budget import user_data_over_budget
 from vmray_operator.render.cloudinit import rollout_basis, user_data
 from vmray_operator.render.context import ClusterContext
 from vmray_operator.render.objects import Body, bootstrap_secret, head_service, virtual_machine
+from vmray_operator.render.ray_auth import auth_secret
 from vmray_operator.render.ray_node import node_runtime
 
 
 @dataclass(frozen=True)
 class DesiredState:
-    head_vm: Body | None  # None while the head waits for the cluster's token
+    head_vm: Body | None  # None while the head waits for the cluster's token and the API server's CA
     service: Body
     secrets: dict[str, Body]  # cloud-init Secrets by name
     wanted_workers: dict[str, str] = field(default_factory=dict)  # VM name -> node type, always known
@@ -22,51 +24,79 @@ class DesiredState:
     identity: list[Body] = field(default_factory=list)  # the cluster's ServiceAccount, Role and RoleBinding
     token_secret: Body | None = None  # the ServiceAccount's token Secret, when the cluster has an identity
     autoscaler_config: Body | None = None  # the ConfigMap the head's autoscaler keeps reading
+    ray_token_secret: Body | None = None  # the cluster's Ray token, to be made (only while it is missing)
+    oversized: list[str] = field(default_factory=list)  # nodes whose user-data does not fit a Secret, and why
+
+
+@dataclass(frozen=True)
+class _NodeBoot:
+    """What the VMs of one role and node type boot from."""
+
+    secret: Body
+    rollout_basis: str
+    oversized: str | None  # why the user-data does not fit its Secret, or None
+
+
+def _node_boot(ctx: ClusterContext, role: str, node_type: str) -> _NodeBoot:
+    runtime = node_runtime(ctx, role, node_type)
+    text = user_data(ctx, runtime)
+    return _NodeBoot(
+        bootstrap_secret(ctx, role, node_type, text),
+        rollout_basis(ctx, runtime),
+        user_data_over_budget(text, role, node_type, ctx.spec),
+    )
+
+
+def _api_access_ready(ctx: ClusterContext, role: str) -> bool:
+    """A node that uses the cluster's token (the head's autoscaler; every node that fetches at boot) is only
+    rendered once the token is issued and a CA to verify the API server with is known (the cluster's root CA
+    arrives in the token's Secret)."""
+    return not ctx.node_uses_token(role) or (ctx.cluster_token is not None and ctx.api_server_trusted_ca is not None)
+
+
+def _wanted_workers(ctx: ClusterContext) -> dict[str, str]:
+    types = ctx.spec.common_node_config.available_node_types
+    # the API server refuses unknown types; an object stored before a type was removed is skipped
+    return {vm: node_type for vm, node_type in ctx.spec.autoscaler_desired_workers.items() if node_type in types}
 
 
 def desired_state(ctx: ClusterContext) -> DesiredState:
-    """Workers need the head's address in their cloud-init, so they are only wanted once the head's
-    load balancer has one; that comes long before the head VM has booted. A node that uses the cluster's
-    token (the head's autoscaler; every node with TLS) is only rendered once the token is issued."""
-    spec = ctx.spec
-    head_type = spec.head_node.node_type
+    """Workers need the head's address in their cloud-init, so they are only wanted once the head's load balancer
+    has one; that comes long before the head VM has booted."""
+    head_type = ctx.spec.head_node.node_type
     head_name = names.head_vm_name(ctx.name, ctx.nounce)
-    secrets: dict[str, Body] = {}
+    boots: list[_NodeBoot] = []
     head_vm: Body | None = None
-    token_ready = ctx.cluster_token is not None
-    if token_ready or not ctx.node_uses_token(names.ROLE_HEAD):
-        runtime = node_runtime(ctx, names.ROLE_HEAD, head_type)
-        head_secret = bootstrap_secret(ctx, names.ROLE_HEAD, head_type, user_data(ctx, runtime))
-        secrets[head_secret["metadata"]["name"]] = head_secret
-        head_vm = virtual_machine(ctx, head_name, names.ROLE_HEAD, head_type, head_secret, rollout_basis(ctx, runtime))
-    wanted = {
-        vm_name: node_type
-        for vm_name, node_type in spec.autoscaler_desired_workers.items()
-        # the API server refuses unknown types; an object stored before a type was removed is skipped
-        if node_type in spec.common_node_config.available_node_types
-    }
+    if _api_access_ready(ctx, names.ROLE_HEAD):
+        head = _node_boot(ctx, names.ROLE_HEAD, head_type)
+        boots.append(head)
+        head_vm = virtual_machine(ctx, head_name, names.ROLE_HEAD, head_type, head.secret, head.rollout_basis)
+    wanted = _wanted_workers(ctx)
     workers: dict[str, Body] = {}
-    if ctx.head_address and (token_ready or not ctx.node_uses_token(names.ROLE_WORKER)):
-        worker_secrets: dict[str, tuple[Body, str]] = {}  # by node type: the Secret and its rollout basis
+    if ctx.head_address and _api_access_ready(ctx, names.ROLE_WORKER):
+        by_type: dict[str, _NodeBoot] = {}
         for vm_name, node_type in sorted(wanted.items()):
-            if node_type not in worker_secrets:
-                worker = node_runtime(ctx, names.ROLE_WORKER, node_type)
-                secret = bootstrap_secret(ctx, names.ROLE_WORKER, node_type, user_data(ctx, worker))
-                worker_secrets[node_type] = (secret, rollout_basis(ctx, worker))
-            secret, basis = worker_secrets[node_type]
-            workers[vm_name] = virtual_machine(ctx, vm_name, names.ROLE_WORKER, node_type, secret, basis)
-        secrets.update({s["metadata"]["name"]: s for s, _ in worker_secrets.values()})
+            boot = by_type.get(node_type) or by_type.setdefault(
+                node_type, _node_boot(ctx, names.ROLE_WORKER, node_type)
+            )
+            workers[vm_name] = virtual_machine(
+                ctx, vm_name, names.ROLE_WORKER, node_type, boot.secret, boot.rollout_basis
+            )
+        boots += by_type.values()
     has_identity = ctx.has_identity
-    runs_autoscaler = ctx.runs_autoscaler
     return DesiredState(
         head_vm=head_vm,
         service=head_service(ctx, head_name),
-        secrets=secrets,
+        secrets={boot.secret["metadata"]["name"]: boot.secret for boot in boots},
         wanted_workers=wanted,
         workers=workers,
         identity=[identity.service_account(ctx), identity.role(ctx), identity.role_binding(ctx)]
         if has_identity
         else [],
         token_secret=identity.token_secret(ctx) if has_identity else None,
-        autoscaler_config=config_map(ctx) if runs_autoscaler else None,
+        autoscaler_config=config_map(ctx) if ctx.runs_autoscaler else None,
+        ray_token_secret=auth_secret(ctx, ctx.new_ray_token)
+        if ctx.spec.enable_token_auth and ctx.new_ray_token
+        else None,
+        oversized=[boot.oversized for boot in boots if boot.oversized],
     )

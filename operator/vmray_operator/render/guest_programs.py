@@ -17,16 +17,14 @@ def program_text(file_name: str) -> str:
 
 
 def api_command(ctx: ClusterContext, path: str, before: Sequence[str] = (), after: Sequence[str] = ()) -> list[str]:
-    """`python3 path`, the program's own arguments around where the API server and namespace are given,
-    and the API server's CA when there is one."""
-    command = [
+    """`python3 path`, the program's own arguments around where the API server, its CA and the namespace are
+    given. The program always verifies the API server with that CA: it sends the cluster's token."""
+    return [
         "python3",
         path,
         *before,
-        f"--api-server={ctx.api_server_location}",
+        f"--api-server={ctx.api_server.authority}",
+        f"--ca-cert={API_SERVER_CA}",
         f"--namespace={ctx.namespace}",
         *after,
     ]
-    if ctx.api_server_ca_cert:
-        command.append(f"--ca-cert={API_SERVER_CA}")
-    return command

@@ -15,6 +15,7 @@ from vmray_operator.render import names
 from vmray_operator.render.autoscaler import config_map_name
 from vmray_operator.render.context import ClusterContext
 from vmray_operator.render.objects import Body, metadata
+from vmray_operator.render.ray_auth import auth_secret_name
 from vmray_operator.render.tls import certificates_secret_name
 
 TOKEN_KEY = "token"
@@ -45,19 +46,16 @@ def service_account(ctx: ClusterContext) -> Body:
 def role(ctx: ClusterContext) -> Body:
     """What Ray's vSphere provider does with the API: read and patch its own VMRayCluster, read the head's
     VirtualMachineService; the head's config sync reads the autoscaler's ConfigMap; with TLS, nodes read the
-    certificates Secret (never the CA's). Nothing else, and nothing of any other cluster."""
+    certificates Secret (never the CA's), and with token authentication Ray's token. Nothing else, and nothing of
+    any other cluster."""
     rules: list[dict[str, Any]] = []
     if ctx.runs_autoscaler:
         rules += _autoscaler_rules(ctx)
-    if ctx.spec.enable_tls:
-        rules.append(
-            {
-                "apiGroups": [""],
-                "resources": ["secrets"],
-                "resourceNames": [certificates_secret_name(ctx.name)],
-                "verbs": ["get"],
-            }
-        )
+    # What each node fetches at boot: its certificate, and Ray's token (never the CA's key, never the client's).
+    fetched = [certificates_secret_name(ctx.name)] if ctx.spec.enable_tls else []
+    fetched += [auth_secret_name(ctx.name)] if ctx.spec.enable_token_auth else []
+    if fetched:
+        rules.append({"apiGroups": [""], "resources": ["secrets"], "resourceNames": fetched, "verbs": ["get"]})
     return {
         "apiVersion": "rbac.authorization.k8s.io/v1",
         "kind": "Role",

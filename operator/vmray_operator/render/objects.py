@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 from typing import Any
 
 from vmray_operator.render import names
@@ -42,10 +43,18 @@ def bootstrap_secret(ctx: ClusterContext, role: str, node_type: str, user_data: 
     }
 
 
+def rollout_hash(spec: Body, bootstrap_basis: str) -> str:
+    """What decides whether a VM runs the current spec: every field of its spec that VM Operator cannot change
+    in place (all but the power state and how to power off), with its bootstrap by content rather than by the name
+    of the Secret that holds it."""
+    fixed = {k: v for k, v in spec.items() if k not in ("powerState", "powerOffMode", "bootstrap")}
+    return content_hash(json.dumps({"spec": fixed, "bootstrap": bootstrap_basis}, sort_keys=True))
+
+
 def virtual_machine(
     ctx: ClusterContext, name: str, role: str, node_type: str, secret: Body, rollout_basis: str
 ) -> Body:
-    """rollout_basis: the text whose hash (an annotation) tells whether the VM is outdated."""
+    """rollout_basis: the bootstrap text that counts for outdatedness (see rollout_hash)."""
     common = ctx.spec.common_node_config
     spec: Body = {
         "className": common.available_node_types[node_type].vm_class,
@@ -65,7 +74,10 @@ def virtual_machine(
             ctx,
             name,
             names.labels(ctx.name, role, node_type),
-            annotations={names.ANNOTATION_BOOTSTRAP_HASH: content_hash(rollout_basis)},
+            annotations={
+                names.ANNOTATION_ROLLOUT_HASH: rollout_hash(spec, rollout_basis),
+                names.ANNOTATION_RAY_IMAGE: ctx.spec.ray_docker_image,
+            },
         ),
         "spec": spec,
     }

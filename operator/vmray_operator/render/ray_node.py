@@ -1,20 +1,20 @@
-"""How a node runs Ray: the container, the `ray start` command and its environment, as data.
-
-The same data is written into the cloud-init twice: as /etc/vmray/node.json (which the local
-simulator reads to start the node) and as the shell script systemd runs on a real VM."""
+"""How a node runs Ray: the container, the `ray start` command and its environment, the commands before it,
+as data. cloud-init writes it as the scripts systemd runs (render/cloudinit.py), and the local simulator runs
+those same scripts."""
 
 from __future__ import annotations
 
 import json
 import shlex
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 from vmray_operator.api.models import NodeType
-from vmray_operator.render import tls
+from vmray_operator.render import credentials, tls
 from vmray_operator.render.autoscaler import config_sync_command
 from vmray_operator.render.context import RAY_CLIENT_PORT, RAY_DASHBOARD_PORT, ClusterContext
 from vmray_operator.render.guest_paths import AUTOSCALER_CONFIG, LIVE_AUTOSCALER_CONFIG, TOKEN_ENV
 from vmray_operator.render.names import ROLE_HEAD
+from vmray_operator.render.ray_auth import ray_auth_env
 from vmray_operator.render.resources import gpus, ray_resources
 
 CONTAINER_NAME = "vmray-ray"
@@ -36,9 +36,6 @@ class NodeRuntime:
     env_files: list[str]  # files of KEY=value lines (secrets) the container's environment is read from
     volumes: list[str]  # host paths the container sees at the same path (the shared storage)
     companions: list[list[str]]  # programs started in the background beside Ray, after the setup commands
-
-    def to_json(self) -> str:
-        return json.dumps(asdict(self), indent=2, sort_keys=True)
 
 
 def _number(value: float) -> str:
@@ -65,61 +62,79 @@ def resource_arguments(node_type: NodeType) -> list[str]:
     return args
 
 
+@dataclass(frozen=True)
+class _RoleParts:
+    """What differs between the head and a worker: how Ray starts, the user's commands, the background programs."""
+
+    start: list[str]
+    setup: list[str]
+    head_host: str | None
+    companions: list[list[str]]
+
+
+def _head_parts(ctx: ClusterContext) -> _RoleParts:
+    spec = ctx.spec
+    start = [
+        "ray",
+        "start",
+        "--head",
+        f"--port={spec.head_node.port}",
+        "--dashboard-host=0.0.0.0",
+        f"--dashboard-port={RAY_DASHBOARD_PORT}",
+        f"--ray-client-server-port={RAY_CLIENT_PORT}",
+    ]
+    setup = [
+        *spec.common_node_config.setup_commands,
+        *spec.head_node.setup_commands,
+        *spec.head_node.head_setup_commands,
+    ]
+    companions: list[list[str]] = []
+    if ctx.runs_autoscaler:
+        # Ray's autoscaler reads a copy that the config sync keeps equal to the cluster's ConfigMap.
+        setup.insert(0, f"mkdir -p /tmp/ray && cp {AUTOSCALER_CONFIG} {LIVE_AUTOSCALER_CONFIG}")
+        companions.append(config_sync_command(ctx))
+        start.append(f"--autoscaling-config={LIVE_AUTOSCALER_CONFIG}")
+    return _RoleParts(start, setup, None, companions)
+
+
+def _worker_parts(ctx: ClusterContext) -> _RoleParts:
+    spec = ctx.spec
+    start = ["ray", "start", f"--address={ctx.head_address}:{spec.head_node.port}"]
+    setup = [*spec.common_node_config.setup_commands, *spec.worker_node.setup_commands]
+    return _RoleParts(start, setup, ctx.head_address, [])
+
+
+def _environment(ctx: ClusterContext, role: str, node_type_name: str) -> dict[str, str]:
+    # No usage reports: Supervisor networks are often closed, and a cluster should not phone home.
+    env = {"RAY_NODE_TYPE_NAME": node_type_name, "RAY_USAGE_STATS_ENABLED": "0", **ray_auth_env(ctx)}
+    if role == ROLE_HEAD and ctx.runs_autoscaler:
+        env["VMSERVICE_CRD_VER"] = ctx.vmop_api_version  # the version Ray's provider reads the head service at
+    if ctx.spec.enable_tls:
+        env.update(tls.ray_tls_env())
+    return env
+
+
 def node_runtime(ctx: ClusterContext, role: str, node_type_name: str) -> NodeRuntime:
     spec = ctx.spec
     node_type = spec.common_node_config.available_node_types[node_type_name]
-    port = spec.head_node.port
-    if role == ROLE_HEAD:
-        start = [
-            "ray",
-            "start",
-            "--head",
-            f"--port={port}",
-            "--dashboard-host=0.0.0.0",
-            f"--dashboard-port={RAY_DASHBOARD_PORT}",
-            f"--ray-client-server-port={RAY_CLIENT_PORT}",
-        ]
-        setup = [
-            *spec.common_node_config.setup_commands,
-            *spec.head_node.setup_commands,
-            *spec.head_node.head_setup_commands,
-        ]
-        head_host = None
-        companions: list[list[str]] = []
-        if ctx.runs_autoscaler:
-            # Ray's autoscaler reads a copy that the config sync keeps equal to the cluster's ConfigMap.
-            setup.insert(0, f"mkdir -p /tmp/ray && cp {AUTOSCALER_CONFIG} {LIVE_AUTOSCALER_CONFIG}")
-            companions.append(config_sync_command(ctx))
-            start.append(f"--autoscaling-config={LIVE_AUTOSCALER_CONFIG}")
-    else:
-        start = ["ray", "start", f"--address={ctx.head_address}:{port}"]
-        setup = [*spec.common_node_config.setup_commands, *spec.worker_node.setup_commands]
-        head_host = ctx.head_address
-        companions = []
-    start += [*resource_arguments(node_type), "--block"]
-    # No usage reports: Supervisor networks are often closed, and a cluster should not phone home.
-    env = {"RAY_NODE_TYPE_NAME": node_type_name, "RAY_USAGE_STATS_ENABLED": "0"}
-    env_files: list[str] = []
-    if role == ROLE_HEAD and ctx.runs_autoscaler:
-        env["VMSERVICE_CRD_VER"] = ctx.vmop_api_version  # the version Ray's provider reads the head service at
-    if ctx.node_uses_token(role):
-        env_files.append(TOKEN_ENV)
-    if ctx.spec.enable_tls:
-        env.update(tls.ray_tls_env())
-        setup.insert(0, shlex.join(tls.fetch_command(ctx)))  # Ray cannot start without the node's certificate
+    parts = _head_parts(ctx) if role == ROLE_HEAD else _worker_parts(ctx)
+    setup = parts.setup
+    if ctx.fetches_at_boot:  # Ray cannot start without the node's certificate and Ray's token
+        setup.insert(0, shlex.join(credentials.fetch_command(ctx)))
+    storage = spec.common_node_config.shared_storage
     return NodeRuntime(
         role=role,
         cluster=ctx.name,
         node_type=node_type_name,
         image=spec.ray_docker_image,
-        ray_start=start,
-        env=env,
-        head_host=head_host,
-        gcs_port=port,
+        ray_start=[*parts.start, *resource_arguments(node_type), "--block"],
+        env=_environment(ctx, role, node_type_name),
+        head_host=parts.head_host,
+        gcs_port=spec.head_node.port,
         setup_commands=setup,
         initialization_commands=list(spec.common_node_config.initialization_commands),
         num_gpus=gpus(node_type),
-        env_files=env_files,
-        volumes=[spec.common_node_config.shared_storage.mount_path] if spec.common_node_config.shared_storage else [],
-        companions=companions,
+        env_files=[TOKEN_ENV] if ctx.node_uses_token(role) else [],
+        volumes=[storage.mount_path] if storage else [],
+        companions=parts.companions,
     )

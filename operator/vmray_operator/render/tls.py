@@ -10,8 +10,7 @@ from __future__ import annotations
 
 from vmray_operator.render import names
 from vmray_operator.render.context import ClusterContext
-from vmray_operator.render.guest_paths import TLS_DIR, TLS_FETCH
-from vmray_operator.render.guest_programs import api_command, program_text
+from vmray_operator.render.guest_paths import TLS_DIR
 from vmray_operator.render.objects import Body, metadata
 
 CA_CERT_KEY = "ca.crt"
@@ -28,6 +27,10 @@ def ca_secret_name(cluster: str) -> str:
 def certificates_secret_name(cluster: str) -> str:
     # not "<cluster>-tls": Ray's vSphere provider tries to create that one from the head's own certificate
     return f"{cluster}-ray-tls"
+
+
+def client_secret_name(cluster: str) -> str:
+    return f"{cluster}-ray-client"
 
 
 def cert_key(address: str) -> str:
@@ -63,6 +66,17 @@ def certificates_secret(ctx: ClusterContext, ca_cert_pem: str) -> Body:
     return _secret(ctx, certificates_secret_name(ctx.name), {CA_CERT_KEY: ca_cert_pem})
 
 
+def client_secret(ctx: ClusterContext, ca_cert_pem: str, cert_pem: str, key_pem: str) -> Body:
+    """A Ray client's certificate of the cluster's CA, for a notebook's ray:// connection (RAY_TLS_SERVER_CERT,
+    RAY_TLS_SERVER_KEY, RAY_TLS_CA_CERT). The cluster's own token cannot read it (its Role names the certificates
+    Secret only)."""
+    body = _secret(
+        ctx, client_secret_name(ctx.name), {"tls.crt": cert_pem, "tls.key": key_pem, CA_CERT_KEY: ca_cert_pem}
+    )
+    body["type"] = "kubernetes.io/tls"
+    return body
+
+
 def ray_tls_env() -> dict[str, str]:
     """What makes every Ray process of a node (GCS, raylets, workers, drivers, the autoscaler) speak TLS."""
     return {
@@ -71,14 +85,3 @@ def ray_tls_env() -> dict[str, str]:
         "RAY_TLS_SERVER_KEY": f"{TLS_DIR}/node.key",
         "RAY_TLS_CA_CERT": f"{TLS_DIR}/ca.crt",
     }
-
-
-def fetch_program() -> str:
-    return program_text("tls_fetch.py")
-
-
-def fetch_command(ctx: ClusterContext) -> list[str]:
-    """Run first in the node's container: waits for the node's certificate, writes it to TLS_DIR."""
-    return api_command(
-        ctx, TLS_FETCH, after=[f"--secret={certificates_secret_name(ctx.name)}", f"--directory={TLS_DIR}"]
-    )
