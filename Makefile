@@ -71,8 +71,7 @@ bench: venv tools
 	$(BIN)/python -m tests.bench.ray_floor
 
 generate: venv
-	$(BIN)/python -m vmray_operator.api.crd crds
-	$(BIN)/python -m vmray_operator.api.admission crds
+	$(BIN)/python -m vmray_operator.api.generated crds
 
 local-up: venv tools
 	$(BIN)/vmray-operator local up

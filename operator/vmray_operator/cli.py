@@ -31,13 +31,15 @@ def _local_up(args: argparse.Namespace) -> int:
     started = time.monotonic()
     versions = tuple(args.vmop_versions.split(","))
     local = cloud.up(_state_dir(args.dir), vmop_versions=versions, simulator=args.simulator or None)
-    if args.simulator == "ray":
-        print("  every VM is a network namespace running a real Ray node")
-    print(f"local cloud up in {time.monotonic() - started:.1f} s")
-    print(f"  API server:  {local.endpoints.server}")
-    print(f"  kubeconfig:  {local.kubeconfig}")
-    print(f"  simulator:   {args.simulator or 'not started'}")
-    print(f"  try:         kubectl --kubeconfig {local.kubeconfig} get vmi -n {cloud.DEMO_NAMESPACE}")
+    told = ["  every VM is a network namespace running a real Ray node"] if args.simulator == "ray" else []
+    told += [
+        f"local cloud up in {time.monotonic() - started:.1f} s",
+        f"  API server:  {local.endpoints.server}",
+        f"  kubeconfig:  {local.kubeconfig}",
+        f"  simulator:   {args.simulator or 'not started'}",
+        f"  try:         kubectl --kubeconfig {local.kubeconfig} get vmi -n {cloud.DEMO_NAMESPACE}",
+    ]
+    print("\n".join(told))
     return 0
 
 
@@ -148,11 +150,11 @@ def _global_options(at_top: bool) -> argparse.ArgumentParser:
     return options
 
 
-def parser() -> argparse.ArgumentParser:
-    main = argparse.ArgumentParser(prog=PROG, description=__doc__, parents=[_global_options(at_top=True)])
-    anywhere = [_global_options(at_top=False)]
-    commands = main.add_subparsers(dest="command", required=True)
+Commands = Any  # argparse's subparsers action, whose type argparse keeps private
+STATE_DIR_HELP = "state directory (default $VMRAY_LOCAL_DIR or ./.local-cloud)"
 
+
+def _local_parsers(commands: Commands, anywhere: list[argparse.ArgumentParser]) -> None:
     local = commands.add_parser(
         "local", parents=anywhere, help="the local cloud: a real control plane and a VM Operator simulator"
     )
@@ -160,7 +162,7 @@ def parser() -> argparse.ArgumentParser:
     up = local_commands.add_parser(
         "up", parents=anywhere, help="start the control plane, install CRDs, start the simulator"
     )
-    up.add_argument("--dir", help="state directory (default $VMRAY_LOCAL_DIR or ./.local-cloud)")
+    up.add_argument("--dir", help=STATE_DIR_HELP)
     up.add_argument("--simulator", default="fake", help="simulator mode, or '' for none (default fake)")
     up.add_argument(
         "--vmop-versions",
@@ -173,15 +175,11 @@ def parser() -> argparse.ArgumentParser:
         ("status", _local_status, "show what is running"),
     ):
         sub = local_commands.add_parser(name, parents=anywhere, help=text)
-        sub.add_argument("--dir", help="state directory (default $VMRAY_LOCAL_DIR or ./.local-cloud)")
+        sub.add_argument("--dir", help=STATE_DIR_HELP)
         sub.set_defaults(func=func)
 
-    demo = commands.add_parser(
-        "demo", parents=anywhere, help="the main job: local cloud, operator, sample cluster, Ray job"
-    )
-    demo.add_argument("demo_command", choices=["up", "down"])
-    demo.set_defaults(func=_demo)
 
+def _run_parser(commands: Commands, anywhere: list[argparse.ArgumentParser]) -> None:
     run = commands.add_parser("run", parents=anywhere, help="run the operator")
     run.add_argument("--kubeconfig", help="default: in-cluster, else $KUBECONFIG or ~/.kube/config")
     run.add_argument(
@@ -202,6 +200,8 @@ def parser() -> argparse.ArgumentParser:
     )
     run.set_defaults(func=_run)
 
+
+def _simulator_parser(commands: Commands, anywhere: list[argparse.ArgumentParser]) -> None:
     sim = commands.add_parser("simulator", parents=anywhere, help="run the VM Operator simulator in the foreground")
     sim.add_argument("--kubeconfig", required=True)
     sim.add_argument("--mode", default="fake", choices=["fake", "ray"])
@@ -212,7 +212,7 @@ def parser() -> argparse.ArgumentParser:
     sim.add_argument("--drain-timeout", type=float, default=45.0, help="seconds a powered-off Ray node may drain")
     sim.add_argument(
         "--api-server",
-        help="host:port of the API server to forward to from the VMs' gateway, port 6443 (ray mode)",
+        help="host:port of the API server to forward to from the VMs' gateway, ports 443 and 6443 (ray mode)",
     )
     defaults = SimulatorConfig()
     for name in ("create_delay", "power_delay", "ip_delay", "delete_delay", "lb_delay"):
@@ -223,6 +223,20 @@ def parser() -> argparse.ArgumentParser:
             help="seconds (default %(default)s)",
         )
     sim.set_defaults(func=_simulator)
+
+
+def parser() -> argparse.ArgumentParser:
+    main = argparse.ArgumentParser(prog=PROG, description=__doc__, parents=[_global_options(at_top=True)])
+    anywhere = [_global_options(at_top=False)]
+    commands = main.add_subparsers(dest="command", required=True)
+    _local_parsers(commands, anywhere)
+    demo = commands.add_parser(
+        "demo", parents=anywhere, help="the main job: local cloud, operator, sample cluster, Ray job"
+    )
+    demo.add_argument("demo_command", choices=["up", "down"])
+    demo.set_defaults(func=_demo)
+    _run_parser(commands, anywhere)
+    _simulator_parser(commands, anywhere)
     return main
 
 

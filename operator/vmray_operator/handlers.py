@@ -6,11 +6,11 @@ from typing import Any
 
 import kopf
 
+from vmray_operator.api.contract import LABEL_CLUSTER
 from vmray_operator.controller.runtime import Controller
 from vmray_operator.controller.stores import INDEXES
 from vmray_operator.kube import resources as r
 from vmray_operator.kube.login import connection_info
-from vmray_operator.render.names import LABEL_CLUSTER
 
 
 def build_registry(controller: Controller) -> kopf.OperatorRegistry:

@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 from prometheus_client import Counter, Gauge, Histogram, disable_created_metrics
 
+from vmray_operator import timestamps
 from vmray_operator.build_info import build_info
 
 # No `*_created` series, as Go operators have none (the function has no annotations: an untyped call).
@@ -146,7 +147,7 @@ class FirstReady:
             return
         self._seen.add(uid)
         if created:
-            since = datetime.datetime.fromisoformat(str(created).replace("Z", "+00:00"))
+            since = timestamps.parse(str(created))
             TIME_TO_READY.observe(max(0.0, (now - since).total_seconds()))
 
     def mark(self, uid: str) -> None:

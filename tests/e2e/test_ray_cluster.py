@@ -31,6 +31,7 @@ from vmray_operator.kube import resources as r
 from vmray_operator.kube.client import Kube
 from vmray_operator.local.network import ip
 from vmray_operator.render import tls
+from vmray_operator.render.names import ClusterSecret
 
 DEMO_JOB = Path(__file__).resolve().parents[2] / "operator" / "vmray_operator" / "local" / "demo_job"
 
@@ -115,7 +116,7 @@ async def _check_setup_commands_ran_on_every_node(
 async def _check_mutual_tls(kube: Kube, namespace: str, cluster: dict[str, Any], directory: Path) -> None:
     """The sample has enable_tls: the head's GCS, reached at the load balancer as the workers reach it, speaks
     TLS with a certificate from the cluster's CA, and answers only a client with a certificate of that CA."""
-    secret = await kube.get(r.SECRETS, tls.certificates_secret_name("e2e"), namespace)
+    secret = await kube.get(r.SECRETS, ClusterSecret.CERTIFICATES.of("e2e"), namespace)
     assert secret is not None
     entries = {k: base64.b64decode(v).decode() for k, v in secret["data"].items()}
     lb_ip, head_ip = cluster["status"]["vm_service_status"]["ip"], cluster["status"]["head_node_status"]["ip"]

@@ -11,10 +11,10 @@ from tests.e2e.ray_clusters import ray_access, ray_cluster, submit_job
 from tests.support.clusters import cluster_vms, get_cluster, wait_condition
 from tests.support.rollout import watching
 from tests.support.waiting import wait_for
+from vmray_operator.conditions import find
 from vmray_operator.controller.runtime import Controller
 from vmray_operator.kube import resources as r
 from vmray_operator.kube.client import Kube
-from vmray_operator.reconcile.conditions import find
 
 # Small tasks, retried when their node drains away, for as long as the rollout may take.
 STEADY_JOB = """

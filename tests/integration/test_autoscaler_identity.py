@@ -13,6 +13,7 @@ import yaml
 
 from tests.support.clusters import as_token, cluster_token, delete_cluster, get_cluster, sample, wait_condition
 from tests.support.waiting import wait_for
+from vmray_operator.api import contract
 from vmray_operator.controller.runtime import Controller
 from vmray_operator.kube import resources as r
 from vmray_operator.kube.client import Forbidden, Kube, Unauthorized
@@ -34,7 +35,7 @@ async def test_head_token_reaches_its_own_cluster_only(kube: Kube, namespace: st
         assert (await autoscaler.get(r.VMRAYCLUSTERS, "mine", namespace) or {})["metadata"]["uid"] == mine["metadata"][
             "uid"
         ]
-        head = names.head_vm_name("mine", mine["metadata"]["labels"][names.HEAD_NOUNCE_LABEL])
+        head = names.head_vm_name("mine", mine["metadata"]["labels"][contract.HEAD_NOUNCE_LABEL])
         service = await autoscaler.get(r.VIRTUAL_MACHINE_SERVICES.at_version("v1alpha2"), head, namespace)
         assert service is not None
         await autoscaler.patch(
@@ -99,7 +100,7 @@ async def test_changed_limits_reach_the_head_without_replacing_it(
     autoscaler's ConfigMap, which follows the spec; the head VM stays."""
     await kube.create(r.VMRAYCLUSTERS, sample(namespace, "limits"), namespace)
     cluster = await wait_condition(kube, namespace, "limits", "Ready")
-    head = names.head_vm_name("limits", cluster["metadata"]["labels"][names.HEAD_NOUNCE_LABEL])
+    head = names.head_vm_name("limits", cluster["metadata"]["labels"][contract.HEAD_NOUNCE_LABEL])
     head_uid = (await kube.get(r.VIRTUAL_MACHINES, head, namespace) or {})["metadata"]["uid"]
     initial, target = tmp_path / "initial.yaml", tmp_path / "live" / "autoscaler.yaml"
     initial.write_text("max_workers: 0\n")
@@ -107,7 +108,8 @@ async def test_changed_limits_reach_the_head_without_replacing_it(
     sync = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "vmray_operator.guest.autoscaler_config_sync",
+        "vmray_operator.guest.node_agent",
+        "sync-autoscaler-config",
         f"--initial={initial}",
         f"--target={target}",
         f"--api-server={configuration.host.removeprefix('https://')}",

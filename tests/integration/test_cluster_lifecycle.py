@@ -18,13 +18,13 @@ from tests.conftest import EXTERNAL_KUBECONFIG, FIGURES, VMOP_STORAGE
 from tests.support.clusters import cluster_vms, delete_cluster, get_cluster, sample, wait_condition
 from tests.support.version_clouds import NAMESPACE, VersionCloud, missing_fields, version_clouds
 from tests.support.waiting import wait_for
+from vmray_operator.api import contract
+from vmray_operator.conditions import find
 from vmray_operator.controller.runtime import Controller
 from vmray_operator.kube import resources as r
 from vmray_operator.kube.client import Kube
 from vmray_operator.local import samples, vmop_crds
 from vmray_operator.local.vmop_defaults import CREATED_AT_SCHEMA_VERSION
-from vmray_operator.reconcile.conditions import find
-from vmray_operator.render import names
 
 pytestmark = pytest.mark.simulator
 
@@ -34,8 +34,8 @@ async def test_seed_sample_reaches_ready(kube: Kube, namespace: str, operator: C
     cluster = await wait_condition(kube, namespace, "test-ray", "Ready")
 
     meta, spec, status = cluster["metadata"], cluster["spec"], cluster["status"]
-    nounce = meta["labels"][names.HEAD_NOUNCE_LABEL]
-    assert names.FINALIZER in meta["finalizers"]
+    nounce = meta["labels"][contract.HEAD_NOUNCE_LABEL]
+    assert contract.FINALIZER in meta["finalizers"]
     workers = spec["autoscaler_desired_workers"]
     assert len(workers) == 2  # min_workers of ray.worker.default
     assert set(workers.values()) == {"ray.worker.default"}
@@ -68,7 +68,7 @@ async def test_seed_sample_reaches_ready(kube: Kube, namespace: str, operator: C
     assert service is not None
     assert service["spec"]["type"] == "LoadBalancer"
     assert {p["port"] for p in service["spec"]["ports"]} == {6245, 8265, 10001}
-    assert service["spec"]["selector"] == {names.LABEL_CLUSTER: "test-ray", names.LABEL_ROLE: "head"}
+    assert service["spec"]["selector"] == {contract.LABEL_CLUSTER: "test-ray", contract.LABEL_ROLE: "head"}
 
 
 async def test_events_name_every_vm_once_and_ready_once(kube: Kube, namespace: str, operator: Controller) -> None:
@@ -141,7 +141,7 @@ async def test_deletion_leaves_nothing_behind(kube: Kube, namespace: str, operat
     await kube.create(r.VMRAYCLUSTERS, sample(namespace, "doomed"), namespace)
     await wait_condition(kube, namespace, "doomed", "Ready")
     await delete_cluster(kube, namespace, "doomed")
-    selector = f"{names.LABEL_CLUSTER}=doomed"
+    selector = f"{contract.LABEL_CLUSTER}=doomed"
     assert await kube.list(r.VIRTUAL_MACHINES, namespace, selector) == []
     assert await kube.list(r.VIRTUAL_MACHINE_SERVICES, namespace, selector) == []
     assert await kube.list(r.SECRETS, namespace, selector) == []
@@ -223,7 +223,7 @@ class VersionRun:
 
 async def _objects(place: VersionCloud) -> dict[str, dict[str, Any]]:
     """The cluster's VMs and services as the API server stores them, at the cloud's (storage) version."""
-    selector = f"{names.LABEL_CLUSTER}=test-ray"
+    selector = f"{contract.LABEL_CLUSTER}=test-ray"
     vms = await place.kube.list(place.vms, NAMESPACE, selector)
     services = await place.kube.list(place.services, NAMESPACE, selector)
     return {f"{o['kind']}/{o['metadata']['name']}": o for o in [*vms, *services]}

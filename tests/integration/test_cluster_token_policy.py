@@ -14,18 +14,19 @@ import pytest
 
 from tests.support.clusters import as_token, cluster_token, delete_cluster, get_cluster, sample, wait_condition
 from tests.support.waiting import wait_for
-from vmray_operator.api import admission
+from vmray_operator.api import admission, contract
 from vmray_operator.controller.runtime import Controller
 from vmray_operator.kube import resources as r
 from vmray_operator.kube.client import JSON_PATCH, MERGE_PATCH, Forbidden, Kube
 from vmray_operator.local import samples
-from vmray_operator.render import identity, names
+from vmray_operator.render import identity
 from vmray_operator.render.autoscaler import config_map_name
-from vmray_operator.render.tls import ca_secret_name, certificates_secret_name
+from vmray_operator.render.names import ClusterSecret
 
 pytestmark = pytest.mark.simulator
 
 CLUSTER = "guarded"
+CA_SECRET = ClusterSecret.CA.of(CLUSTER)
 WORKER_TYPE = "ray.worker.default"
 PASSWORD_HASH = "$6$test1234$9/BUZHNkvq.c1miDDMG5cHLmM4V7gbYdGuF0//3gSIh//DOyi7ypPCs6EAA9b8/tidHottL6UG0tG/RqTgAAi/"
 
@@ -86,8 +87,8 @@ def _stable(cluster: dict[str, Any]) -> dict[str, Any]:
 async def test_the_operators_own_writes_go_through(kube: Kube, guarded: Guarded) -> None:
     """Adoption (finalizer, head nounce, the first workers) and every status write happened under the policy."""
     cluster = await _cluster(kube, guarded)
-    assert names.FINALIZER in cluster["metadata"]["finalizers"]
-    assert names.HEAD_NOUNCE_LABEL in cluster["metadata"]["labels"]
+    assert contract.FINALIZER in cluster["metadata"]["finalizers"]
+    assert contract.HEAD_NOUNCE_LABEL in cluster["metadata"]["labels"]
     assert len(cluster["spec"]["autoscaler_desired_workers"]) == 2
     assert cluster["status"]["ready_workers"] == 2
 
@@ -111,7 +112,11 @@ REFUSED = [
     # a Secret of the cluster's namespace copied into a new VM's cloud-init: here the cluster's own CA key
     (
         "spec.common_node_config.vm_password_secret",
-        {"spec": {"common_node_config": {"vm_password_secret": {"name": ca_secret_name(CLUSTER), "key": "ca.key"}}}},
+        {
+            "spec": {
+                "common_node_config": {"vm_password_secret": {"name": ClusterSecret.CA.of(CLUSTER), "key": "ca.key"}}
+            }
+        },
     ),
     ("spec.ray_docker_image", {"spec": {"ray_docker_image": "ghcr.io/someone-else/ray:2.60.0"}}),
     (
@@ -130,7 +135,7 @@ REFUSED = [
     ("spec.worker_node.setup_commands", {"spec": {"worker_node": {"setup_commands": ["cat /etc/vmray/*"]}}}),
     (
         "spec.docker_config.auth_secret_name",
-        {"spec": {"docker_config": {"auth_secret_name": certificates_secret_name(CLUSTER)}}},
+        {"spec": {"docker_config": {"auth_secret_name": ClusterSecret.CERTIFICATES.of(CLUSTER)}}},
     ),
     ("spec.api_server.location", {"spec": {"api_server": {"location": "203.0.113.7:6443"}}}),
     (
@@ -151,7 +156,7 @@ REFUSED = [
     ("spec.autoscaling.enabled", {"spec": {"autoscaling": {"enabled": False}}}),
     ("spec.autoscaling.upscaling_speed", {"spec": {"autoscaling": {"upscaling_speed": 100}}}),
     # a new head nounce would make the operator replace the head
-    ("metadata.labels", {"metadata": {"labels": {names.HEAD_NOUNCE_LABEL: "zzzzzzzz"}}}),
+    ("metadata.labels", {"metadata": {"labels": {contract.HEAD_NOUNCE_LABEL: "zzzzzzzz"}}}),
     ("metadata.labels", {"metadata": {"labels": {"team": "research"}}}),
     ("metadata.annotations", {"metadata": {"annotations": {"note": "scaled by hand"}}}),
     # without the operator's finalizer, a deleted cluster would leave its VMs behind
@@ -203,7 +208,7 @@ async def test_the_status_stays_the_operators_even_where_rbac_would_allow_the_to
         "metadata": {"name": "status-writer"},
         "rules": [
             {
-                "apiGroups": [r.VMRAY_GROUP],
+                "apiGroups": [contract.GROUP],
                 "resources": ["vmrayclusters/status"],
                 "resourceNames": [CLUSTER],
                 "verbs": ["patch"],

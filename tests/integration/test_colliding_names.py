@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from tests.support.clusters import delete_cluster, sample, wait_condition
+from vmray_operator.api import contract
 from vmray_operator.controller.runtime import Controller
 from vmray_operator.kube import resources as r
 from vmray_operator.kube.client import Kube
@@ -38,11 +39,11 @@ async def test_clusters_whose_names_collided_before_are_both_ready(
         ready = await wait_condition(kube, namespace, name, "Ready", timeout=90)
         assert ready["status"]["cluster_state"] == "running"
 
-    secrets = {s["metadata"]["name"]: s for s in await kube.list(r.SECRETS, namespace, names.LABEL_CLUSTER)}
+    secrets = {s["metadata"]["name"]: s for s in await kube.list(r.SECRETS, namespace, contract.LABEL_CLUSTER)}
     mine = names.bootstrap_secret_name("a", "worker", "B_HEaD__x-y")
     theirs = names.bootstrap_secret_name("a-worker-b", "head", "x-y")
     assert mine != theirs
-    assert secrets[mine]["metadata"]["labels"][names.LABEL_CLUSTER] == "a"
-    assert secrets[theirs]["metadata"]["labels"][names.LABEL_CLUSTER] == "a-worker-b"
+    assert secrets[mine]["metadata"]["labels"][contract.LABEL_CLUSTER] == "a"
+    assert secrets[theirs]["metadata"]["labels"][contract.LABEL_CLUSTER] == "a-worker-b"
     for name in ("a", "a-worker-b"):
         await delete_cluster(kube, namespace, name)

@@ -114,9 +114,9 @@ def _encoded(text: str) -> str:
     return base64.b64encode(text.encode()).decode()
 
 
-def _run(module: str, *args: str) -> subprocess.CompletedProcess[str]:
+def _run(command: str, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", f"vmray_operator.guest.{module}", *args],
+        [sys.executable, "-m", "vmray_operator.guest.node_agent", command, *args],
         env={"SVC_ACCOUNT_TOKEN": TOKEN},
         capture_output=True,
         text=True,
@@ -134,7 +134,7 @@ def _fetch(
         )
     server.recorder.secret_data["ca.crt"] = _encoded("ray CA")
     result = _run(
-        "fetch_credentials",
+        "fetch-credentials",
         f"--api-server={host}:{server.port}",
         f"--ca-cert={ca_file}",
         "--namespace=deploy-ray",
@@ -153,7 +153,7 @@ RAY_TOKEN = "f0" * 32
 def _fetch_ray_token(server: ApiServer, ca_file: Path, target: Path) -> subprocess.CompletedProcess[str]:
     server.recorder.secret_data["token"] = _encoded(RAY_TOKEN)
     return _run(
-        "fetch_credentials",
+        "fetch-credentials",
         f"--api-server=127.0.0.1:{server.port}",
         f"--ca-cert={ca_file}",
         "--namespace=deploy-ray",
@@ -187,7 +187,7 @@ def _sync(server: ApiServer, ca_file: Path, tmp_path: Path) -> tuple[int, str]:
     initial.write_text("max_workers: 0\n")
     target.write_text("max_workers: 0\n")
     result = _run(
-        "autoscaler_config_sync",
+        "sync-autoscaler-config",
         f"--initial={initial}",
         f"--target={target}",
         f"--api-server=127.0.0.1:{server.port}",
@@ -227,7 +227,7 @@ def test_the_credentials_fetch_reaches_a_named_api_server_and_tells_its_own_addr
 def test_the_credentials_fetch_has_no_unverified_mode(genuine: ApiServer, tmp_path: Path) -> None:
     for ca in ([], [f"--ca-cert={tmp_path / 'missing.crt'}"]):
         result = _run(
-            "fetch_credentials",
+            "fetch-credentials",
             f"--api-server=127.0.0.1:{genuine.port}",
             *ca,
             "--namespace=deploy-ray",
@@ -260,7 +260,7 @@ def test_the_config_sync_has_no_unverified_mode(genuine: ApiServer, tmp_path: Pa
     initial = tmp_path / "initial.yaml"
     initial.write_text("max_workers: 0\n")
     result = _run(
-        "autoscaler_config_sync",
+        "sync-autoscaler-config",
         f"--initial={initial}",
         f"--target={tmp_path / 'live.yaml'}",
         f"--api-server=127.0.0.1:{genuine.port}",
@@ -283,7 +283,7 @@ def _has_ipv6_loopback() -> bool:
 
 @pytest.mark.skipif(not _has_ipv6_loopback(), reason="no IPv6 loopback here")
 def test_a_node_tells_its_own_address_for_an_ipv6_api_server() -> None:
-    from vmray_operator.guest.fetch_credentials import own_address
+    from vmray_operator.guest.node_agent import own_address
 
     assert own_address("[::1]:443") == "::1"
     assert own_address("127.0.0.1:6443") == "127.0.0.1"

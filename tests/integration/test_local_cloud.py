@@ -12,11 +12,11 @@ import pytest
 
 from tests.conftest import VMOP_STORAGE, run_cli
 from tests.support.waiting import wait_for
+from vmray_operator.conditions import find
 from vmray_operator.kube import resources as r
 from vmray_operator.kube.client import ApiError, Kube, Unauthorized
 from vmray_operator.local import controlplane, processes, samples, vmop_crds
 from vmray_operator.local.vmop_defaults import CREATED_AT_SCHEMA_VERSION
-from vmray_operator.reconcile.conditions import find
 
 # The simulator and the API server's storage speak one version (see local/vmop_crds.py): so do these tests.
 VMS = r.VIRTUAL_MACHINES.at_version(VMOP_STORAGE)

@@ -20,12 +20,14 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from tests.support.clusters import as_token, cluster_token, cluster_vms, sample, wait_condition
 from tests.support.waiting import wait_for
+from vmray_operator.api import contract
+from vmray_operator.conditions import find
 from vmray_operator.controller.runtime import Controller
 from vmray_operator.kube import resources as r
 from vmray_operator.kube.client import Forbidden, Kube
-from vmray_operator.reconcile.conditions import find
 from vmray_operator.render import names, tls
 from vmray_operator.render.guest_paths import API_SERVER_CA
+from vmray_operator.render.names import ClusterSecret
 
 pytestmark = pytest.mark.simulator
 
@@ -40,7 +42,7 @@ def _ips(cert: x509.Certificate) -> set[str]:
 
 
 async def _certificates(kube: Kube, namespace: str, cluster: str) -> dict[str, str]:
-    secret = await kube.get(r.SECRETS, tls.certificates_secret_name(cluster), namespace)
+    secret = await kube.get(r.SECRETS, ClusterSecret.CERTIFICATES.of(cluster), namespace)
     assert secret is not None
     return _decoded(secret)
 
@@ -54,7 +56,7 @@ async def test_every_node_gets_a_certificate_for_its_address_signed_by_the_clust
     assert condition is not None
     assert (condition["status"], condition["reason"]) == ("True", "Enabled")
 
-    ca_secret = await kube.get(r.SECRETS, tls.ca_secret_name("sealed"), namespace)
+    ca_secret = await kube.get(r.SECRETS, ClusterSecret.CA.of("sealed"), namespace)
     assert ca_secret is not None
     assert ca_secret["metadata"]["ownerReferences"][0]["uid"] == cluster["metadata"]["uid"]
     ca = _decoded(ca_secret)
@@ -62,7 +64,7 @@ async def test_every_node_gets_a_certificate_for_its_address_signed_by_the_clust
     ca_key = ca[tls.CA_KEY_KEY]
 
     lb_ip = cluster["status"]["vm_service_status"]["ip"]
-    head = names.head_vm_name("sealed", cluster["metadata"]["labels"][names.HEAD_NOUNCE_LABEL])
+    head = names.head_vm_name("sealed", cluster["metadata"]["labels"][contract.HEAD_NOUNCE_LABEL])
 
     async def all_issued() -> dict[str, str] | None:
         entries = await _certificates(kube, namespace, "sealed")
@@ -85,8 +87,8 @@ async def test_every_node_gets_a_certificate_for_its_address_signed_by_the_clust
         assert ipaddress.ip_address(address)
 
     # The CA's key is in the operator's Secret only: not in any node's cloud-init, not in the nodes' Secret.
-    for secret in await kube.list(r.SECRETS, namespace, f"{names.LABEL_CLUSTER}=sealed"):
-        if secret["metadata"]["name"] != tls.ca_secret_name("sealed"):
+    for secret in await kube.list(r.SECRETS, namespace, f"{contract.LABEL_CLUSTER}=sealed"):
+        if secret["metadata"]["name"] != ClusterSecret.CA.of("sealed"):
             assert ca_key not in "\n".join(_decoded(secret).values()), secret["metadata"]["name"]
 
 
@@ -99,8 +101,8 @@ async def test_the_nodes_token_reads_its_certificates_and_not_the_ca(
     await wait_condition(kube, namespace, "theirs", "Ready")
     node = as_token(kube, await cluster_token(kube, namespace, "mine"))
     try:
-        assert await node.get(r.SECRETS, tls.certificates_secret_name("mine"), namespace) is not None
-        for forbidden in (tls.ca_secret_name("mine"), tls.certificates_secret_name("theirs")):
+        assert await node.get(r.SECRETS, ClusterSecret.CERTIFICATES.of("mine"), namespace) is not None
+        for forbidden in (ClusterSecret.CA.of("mine"), ClusterSecret.CERTIFICATES.of("theirs")):
             with pytest.raises(Forbidden):
                 await node.get(r.SECRETS, forbidden, namespace)
     finally:
@@ -152,11 +154,12 @@ async def test_a_node_fetches_exactly_its_own_certificate(
         process = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
-            "vmray_operator.guest.fetch_credentials",
+            "vmray_operator.guest.node_agent",
+            "fetch-credentials",
             f"--api-server={kube.configuration.host.removeprefix('https://')}",
             f"--ca-cert={ca_file}",
             f"--namespace={namespace}",
-            f"--secret={tls.certificates_secret_name('fetch')}",
+            f"--secret={ClusterSecret.CERTIFICATES.of('fetch')}",
             f"--directory={directory}",
             f"--address={worker['ip']}",
             "--interval=0.2",

@@ -16,10 +16,11 @@ from ray.autoscaler.tags import TAG_RAY_NODE_NAME, TAG_RAY_USER_NODE_TYPE
 
 from tests.support.clusters import cluster_token, cluster_vms, delete_cluster, get_cluster, sample, wait_condition
 from tests.support.waiting import wait_for
+from vmray_operator.api import contract
 from vmray_operator.controller.runtime import Controller
 from vmray_operator.kube import resources as r
 from vmray_operator.kube.client import Kube
-from vmray_operator.render import identity, names
+from vmray_operator.render import identity
 
 pytestmark = pytest.mark.simulator
 
@@ -72,7 +73,7 @@ async def test_a_ray_up_cluster_works_with_rays_own_provider(
     assert head.startswith("from-ray-h-")
 
     cluster = await wait_condition(kube, namespace, "from-ray", "HeadReady")
-    assert cluster["metadata"]["labels"][names.CREATED_BY_LABEL] == "ray-cli"
+    assert cluster["metadata"]["labels"][contract.CREATED_BY_LABEL] == "ray-cli"
     assert set(await cluster_vms(kube, namespace, "from-ray")) == {head}  # Ray's launcher keeps the floor
     # Ray's launcher brings the autoscaler of a `ray up` cluster: the identity the operator makes it only lets
     # its nodes read what they fetch at boot, their TLS certificates and Ray's token.

@@ -10,11 +10,13 @@ from typing import Any
 import pytest
 
 from tests.support.clusters import delete_cluster, sample, wait_condition
+from vmray_operator.api import contract
+from vmray_operator.conditions import find
 from vmray_operator.controller.runtime import Controller
 from vmray_operator.kube import resources as r
 from vmray_operator.kube.client import Kube
-from vmray_operator.reconcile.conditions import find
-from vmray_operator.render import identity, names, tls
+from vmray_operator.render import tls
+from vmray_operator.render.names import ClusterSecret
 
 pytestmark = pytest.mark.simulator
 
@@ -31,7 +33,7 @@ async def _bootstrap_texts(kube: Kube, namespace: str) -> dict[str, list[str]]:
     texts: dict[str, list[str]] = {}
     for secret in await kube.list(r.SECRETS, namespace):
         if "user-data" in (secret.get("data") or {}):
-            cluster = secret["metadata"]["labels"][names.LABEL_CLUSTER]
+            cluster = secret["metadata"]["labels"][contract.LABEL_CLUSTER]
             texts.setdefault(cluster, []).append(base64.b64decode(secret["data"]["user-data"]).decode())
     return texts
 
@@ -47,8 +49,8 @@ async def test_another_clusters_secrets_and_non_hashes_are_refused_naming_the_fi
 ) -> None:
     await kube.create(r.VMRAYCLUSTERS, sample(namespace, "victim"), namespace)
     await wait_condition(kube, namespace, "victim", "Ready")
-    ca = await kube.get(r.SECRETS, tls.ca_secret_name("victim"), namespace)
-    token = await kube.get(r.SECRETS, identity.token_secret_name("victim"), namespace)
+    ca = await kube.get(r.SECRETS, ClusterSecret.CA.of("victim"), namespace)
+    token = await kube.get(r.SECRETS, ClusterSecret.SA_TOKEN.of("victim"), namespace)
     assert ca is not None
     assert token is not None
     stolen = {
@@ -59,8 +61,8 @@ async def test_another_clusters_secrets_and_non_hashes_are_refused_naming_the_fi
     await kube.create(r.SECRETS, plain, namespace)
 
     attempts = {
-        "ca": (tls.ca_secret_name("victim"), tls.CA_KEY_KEY, "the operator keeps it for a cluster"),
-        "tok": (identity.token_secret_name("victim"), "token", "it holds a ServiceAccount token"),
+        "ca": (ClusterSecret.CA.of("victim"), tls.CA_KEY_KEY, "the operator keeps it for a cluster"),
+        "tok": (ClusterSecret.SA_TOKEN.of("victim"), "token", "it holds a ServiceAccount token"),
         "pw": ("plain", "pw", "is not a crypt(3) password hash"),
     }
     for name, (secret, key, _) in attempts.items():
@@ -72,7 +74,7 @@ async def test_another_clusters_secrets_and_non_hashes_are_refused_naming_the_fi
         assert why in problem
         assert "hunter2" not in problem
 
-    registry = sample(namespace, "reg", docker_config={"auth_secret_name": tls.certificates_secret_name("victim")})
+    registry = sample(namespace, "reg", docker_config={"auth_secret_name": ClusterSecret.CERTIFICATES.of("victim")})
     await kube.create(r.VMRAYCLUSTERS, registry, namespace)
     assert (await _spec_problem(kube, namespace, "reg")).startswith("docker_config.auth_secret_name:")
 

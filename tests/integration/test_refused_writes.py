@@ -11,11 +11,12 @@ import pytest
 
 from tests.support.clusters import delete_cluster, sample, wait_condition
 from tests.support.waiting import wait_for
+from vmray_operator.api import contract
+from vmray_operator.conditions import find
 from vmray_operator.controller.runtime import Controller
 from vmray_operator.kube import resources as r
 from vmray_operator.kube.client import ApiError, Kube
-from vmray_operator.reconcile.conditions import find
-from vmray_operator.render import tls
+from vmray_operator.render.names import ClusterSecret
 
 pytestmark = pytest.mark.simulator
 
@@ -36,7 +37,7 @@ async def no_workers_policy(kube: Kube, namespace: str) -> AsyncIterator[str]:
             "matchConstraints": {
                 "resourceRules": [
                     {
-                        "apiGroups": [r.VMOP_GROUP],
+                        "apiGroups": [contract.VMOP_GROUP],
                         "apiVersions": ["*"],
                         "operations": ["CREATE"],
                         "resources": ["virtualmachines"],
@@ -121,16 +122,16 @@ async def test_a_name_of_another_owner_is_told_and_clears(kube: Kube, namespace:
     squatter = {
         "apiVersion": "v1",
         "kind": "Secret",
-        "metadata": {"name": tls.ca_secret_name("held"), "namespace": namespace},
+        "metadata": {"name": ClusterSecret.CA.of("held"), "namespace": namespace},
         "stringData": {"note": "made by someone else"},
     }
     await kube.create(r.SECRETS, squatter, namespace)
     await kube.create(r.VMRAYCLUSTERS, sample(namespace, "held"), namespace)
     cluster = await wait_condition(kube, namespace, "held", "Ready", "False", reason="ApplyFailed", timeout=30)
     message = _ready_message(cluster)
-    assert f"Secret {tls.ca_secret_name('held')}" in message
+    assert f"Secret {ClusterSecret.CA.of('held')}" in message
     assert "another owner" in message
 
-    await kube.delete(r.SECRETS, tls.ca_secret_name("held"), namespace)
+    await kube.delete(r.SECRETS, ClusterSecret.CA.of("held"), namespace)
     await wait_condition(kube, namespace, "held", "Ready", timeout=90)
     await delete_cluster(kube, namespace, "held")

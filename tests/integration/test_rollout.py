@@ -13,11 +13,12 @@ import pytest
 from tests.support.clusters import cluster_vms, get_cluster, sample, wait_condition
 from tests.support.rollout import away, watching
 from tests.support.waiting import wait_for
+from vmray_operator.api import contract
+from vmray_operator.conditions import find
 from vmray_operator.controller.runtime import Controller
 from vmray_operator.kube import resources as r
 from vmray_operator.kube.client import Kube
 from vmray_operator.local import samples
-from vmray_operator.reconcile.conditions import find
 from vmray_operator.render import names
 from vmray_operator.render.objects import USER_DATA_KEY, rollout_hash
 
@@ -40,9 +41,9 @@ async def _assert_bootstraps_current(kube: Kube, namespace: str, name: str) -> d
         assert secret is not None
         user_data = base64.b64decode(secret["data"][USER_DATA_KEY]).decode()
         user_data = re.sub(r"- path: /etc/vmray/token.env\n.*\n.*\n    SVC_ACCOUNT_TOKEN=.*\n", "", user_data)
-        if vm["metadata"]["labels"][names.LABEL_ROLE] == names.ROLE_WORKER:
+        if vm["metadata"]["labels"][contract.LABEL_ROLE] == names.ROLE_WORKER:
             sent = {k: v for k, v in vm["spec"].items() if k in OPERATOR_VM_FIELDS}
-            assert vm["metadata"]["annotations"][names.ANNOTATION_ROLLOUT_HASH] == rollout_hash(sent, user_data)
+            assert vm["metadata"]["annotations"][contract.ANNOTATION_ROLLOUT_HASH] == rollout_hash(sent, user_data)
     return vms
 
 
@@ -69,7 +70,7 @@ async def test_a_new_ray_image_replaces_the_head_first_then_the_workers_one_at_a
     cluster = await wait_condition(kube, namespace, "roll", "UpToDate", reason="UpToDate")
     assert all("outdated" not in w for w in cluster["status"]["current_workers"].values())
     before = await cluster_vms(kube, namespace, "roll")
-    hashes = {n: vm["metadata"]["annotations"][names.ANNOTATION_ROLLOUT_HASH] for n, vm in before.items()}
+    hashes = {n: vm["metadata"]["annotations"][contract.ANNOTATION_ROLLOUT_HASH] for n, vm in before.items()}
 
     async with watching(kube, namespace, "roll", replaced=set(before)) as seen:
         await _patch(kube, namespace, "roll", {"ray_docker_image": "rayproject/ray:2.61.0"})
@@ -87,7 +88,7 @@ async def test_a_new_ray_image_replaces_the_head_first_then_the_workers_one_at_a
     assert set(after) == set(before)  # the same names
     for name, vm in after.items():
         assert vm["metadata"]["uid"] != before[name]["metadata"]["uid"]
-        assert vm["metadata"]["annotations"][names.ANNOTATION_ROLLOUT_HASH] != hashes[name]
+        assert vm["metadata"]["annotations"][contract.ANNOTATION_ROLLOUT_HASH] != hashes[name]
     cluster = await wait_condition(kube, namespace, "roll", "Ready")
     status = cluster["status"]
     assert "outdated" not in status["head_node_status"]

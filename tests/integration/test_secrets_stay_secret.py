@@ -11,11 +11,11 @@ import logging
 import pytest
 
 from tests.support.clusters import sample, wait_condition
+from vmray_operator.conditions import find
 from vmray_operator.controller.runtime import Controller
 from vmray_operator.kube import resources as r
 from vmray_operator.kube.client import Kube
-from vmray_operator.reconcile.conditions import find
-from vmray_operator.render import identity, ray_auth, tls
+from vmray_operator.render.names import ClusterSecret
 
 pytestmark = pytest.mark.simulator
 
@@ -49,7 +49,7 @@ async def test_no_secret_in_vms_status_events_or_logs(
     await kube.create(r.VMRAYCLUSTERS, body, namespace)
     cluster = await wait_condition(kube, namespace, "sealed", "Ready")
 
-    token_secret = await kube.get(r.SECRETS, identity.token_secret_name("sealed"), namespace)
+    token_secret = await kube.get(r.SECRETS, ClusterSecret.SA_TOKEN.of("sealed"), namespace)
     assert token_secret is not None
     token = base64.b64decode(token_secret["data"]["token"]).decode()
     secrets = {
@@ -60,15 +60,15 @@ async def test_no_secret_in_vms_status_events_or_logs(
     }
     # Ray's token and Ray's TLS keys (the cluster CA's, every node's and the Ray client's): no VM's bootstrap
     # holds any of them either; the nodes fetch theirs at boot.
-    ray_token = await kube.get(r.SECRETS, ray_auth.auth_secret_name("sealed"), namespace)
+    ray_token = await kube.get(r.SECRETS, ClusterSecret.RAY_TOKEN.of("sealed"), namespace)
     assert ray_token is not None
-    assert cluster["status"]["endpoints"]["auth_token_secret"] == ray_auth.auth_secret_name("sealed")
+    assert cluster["status"]["endpoints"]["auth_token_secret"] == ClusterSecret.RAY_TOKEN.of("sealed")
     never_in_bootstrap = {"Ray's token": base64.b64decode(ray_token["data"]["token"]).decode()}
-    client = await kube.get(r.SECRETS, tls.client_secret_name("sealed"), namespace)
+    client = await kube.get(r.SECRETS, ClusterSecret.RAY_CLIENT.of("sealed"), namespace)
     assert client is not None
-    assert cluster["status"]["endpoints"]["client_tls_secret"] == tls.client_secret_name("sealed")
+    assert cluster["status"]["endpoints"]["client_tls_secret"] == ClusterSecret.RAY_CLIENT.of("sealed")
     never_in_bootstrap["the Ray client's key"] = base64.b64decode(client["data"]["tls.key"]).decode().splitlines()[1]
-    for name in (tls.ca_secret_name("sealed"), tls.certificates_secret_name("sealed")):
+    for name in (ClusterSecret.CA.of("sealed"), ClusterSecret.CERTIFICATES.of("sealed")):
         held = await kube.get(r.SECRETS, name, namespace)
         assert held is not None
         for key, value in held["data"].items():

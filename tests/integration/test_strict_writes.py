@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 
 from tests.support.clusters import cluster_vms, delete_cluster, sample, wait_condition
+from vmray_operator.conditions import find
 from vmray_operator.controller.runtime import Controller
 from vmray_operator.kube import resources as r
 from vmray_operator.kube.client import Kube
-from vmray_operator.reconcile.conditions import find
 
 pytestmark = pytest.mark.simulator
 

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from vmray_operator.api import contract
 from vmray_operator.kube import resources as r
 from vmray_operator.kube.client import MERGE_PATCH, ApiError, Kube
 from vmray_operator.local import samples, vmop_crds
@@ -64,7 +65,7 @@ async def place(kube: Kube) -> AsyncIterator[str]:
 def vm(name: str, version: str, **spec: Any) -> Body:
     """A VM as the operator writes it."""
     return {
-        "apiVersion": f"{r.VMOP_GROUP}/{version}",
+        "apiVersion": f"{contract.VMOP_GROUP}/{version}",
         "kind": "VirtualMachine",
         "metadata": {"name": name, "labels": {"vmray.io/cluster": "c"}},
         "spec": {
@@ -82,7 +83,7 @@ def vm(name: str, version: str, **spec: Any) -> Body:
 def service(name: str, version: str) -> Body:
     """The head's VirtualMachineService as the operator writes it."""
     return {
-        "apiVersion": f"{r.VMOP_GROUP}/{version}",
+        "apiVersion": f"{contract.VMOP_GROUP}/{version}",
         "kind": "VirtualMachineService",
         "metadata": {"name": name},
         "spec": {

@@ -19,10 +19,11 @@ import pytest
 from tests.conftest import FIGURES
 from tests.support.clusters import sample
 from tests.support.waiting import wait_for
+from vmray_operator.api import contract
+from vmray_operator.api.contract import Body
 from vmray_operator.kube import resources as r
-from vmray_operator.kube.client import Body, Kube
+from vmray_operator.kube.client import Kube
 from vmray_operator.local import cloud, processes
-from vmray_operator.render import names
 
 LONG = os.environ.get("VMRAY_RELIABILITY_LONG", "") not in ("", "0", "false", "no")
 WORKER = "ray.worker.default"
@@ -181,7 +182,7 @@ async def delete_clusters(kube: Kube, namespace: str, timeout: float = 60.0) -> 
 
 async def leftovers(kube: Kube, namespace: str, cluster: str) -> dict[str, list[str]]:
     """Kind -> names of the objects still labelled for cluster (an empty dict: nothing is left)."""
-    selector = f"{names.LABEL_CLUSTER}={cluster}"
+    selector = f"{contract.LABEL_CLUSTER}={cluster}"
     found: dict[str, list[str]] = {}
     for kind, resource in LABELLED:
         items = await kube.list(resource, namespace, selector)
@@ -196,7 +197,7 @@ async def labelled_objects(
     """Kind/name of every object in the namespace that carries a cluster label."""
     result: list[str] = []
     for kind, resource in kinds:
-        items = await kube.list(resource, namespace, names.LABEL_CLUSTER)
+        items = await kube.list(resource, namespace, contract.LABEL_CLUSTER)
         result += [f"{kind}/{item['metadata']['name']}" for item in items]
     return sorted(result)
 

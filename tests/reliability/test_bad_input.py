@@ -30,9 +30,9 @@ from tests.reliability.conftest import (
     sized,
 )
 from tests.support.clusters import sample, wait_condition
+from vmray_operator.conditions import find
 from vmray_operator.kube import resources as r
 from vmray_operator.kube.client import ApiError, Conflict, Kube
-from vmray_operator.reconcile.conditions import find
 
 pytestmark = pytest.mark.simulator
 

@@ -26,9 +26,10 @@ from tests.reliability.conftest import (
     sized,
     small_cluster,
 )
+from vmray_operator.api import contract
+from vmray_operator.conditions import is_true
 from vmray_operator.kube import resources as r
 from vmray_operator.kube.client import Kube
-from vmray_operator.reconcile.conditions import is_true
 from vmray_operator.render import names
 
 pytestmark = pytest.mark.simulator
@@ -85,7 +86,7 @@ class Driver:
     async def scale(self, name: str) -> None:
         cluster = await self.kube.get(r.VMRAYCLUSTERS, name, self.namespace)
         assert cluster is not None, f"{name} vanished although it was never deleted"
-        if names.HEAD_NOUNCE_LABEL not in (cluster["metadata"].get("labels") or {}):
+        if contract.HEAD_NOUNCE_LABEL not in (cluster["metadata"].get("labels") or {}):
             return  # not adopted yet: Ray's autoscaler only scales a cluster the operator has taken on
         desired: dict[str, str] = cluster["spec"].get("autoscaler_desired_workers") or {}
         patch: dict[str, str | None] = {}
@@ -101,7 +102,7 @@ class Driver:
 
 
 def _cluster_of(body: dict[str, Any]) -> str | None:
-    return (body["metadata"].get("labels") or {}).get(names.LABEL_CLUSTER)
+    return (body["metadata"].get("labels") or {}).get(contract.LABEL_CLUSTER)
 
 
 async def problems(kube: Kube, namespace: str, driver: Driver) -> list[str]:
@@ -116,7 +117,7 @@ async def problems(kube: Kube, namespace: str, driver: Driver) -> list[str]:
             found.append(f"cluster {name} was never deleted but is gone")
             continue
         meta, spec = cluster["metadata"], cluster["spec"]
-        nounce = (meta.get("labels") or {}).get(names.HEAD_NOUNCE_LABEL)
+        nounce = (meta.get("labels") or {}).get(contract.HEAD_NOUNCE_LABEL)
         if not nounce:
             found.append(f"cluster {name} was never adopted (no head nounce)")
             continue

@@ -26,10 +26,11 @@ from tests.reliability.conftest import (
 )
 from tests.support.clusters import get_cluster, wait_condition
 from tests.support.waiting import wait_for
+from vmray_operator.api import contract
 from vmray_operator.kube import resources as r
 from vmray_operator.kube.client import Kube, NotFound
-from vmray_operator.render import names
-from vmray_operator.render.identity import service_account_name, token_secret_name
+from vmray_operator.render.identity import service_account_name
+from vmray_operator.render.names import ClusterSecret
 
 pytestmark = pytest.mark.simulator
 
@@ -47,7 +48,7 @@ async def _not_its_own(
     problems: list[str] = []
     for kind, resource in kinds:
         own = 0
-        for item in await kube.list(resource, namespace, f"{names.LABEL_CLUSTER}={NAME}"):
+        for item in await kube.list(resource, namespace, f"{contract.LABEL_CLUSTER}={NAME}"):
             owners = [o.get("uid") for o in item["metadata"].get("ownerReferences") or []]
             if owners == [uid]:
                 own += 1
@@ -121,7 +122,7 @@ async def test_a_cluster_made_again_under_its_name_gets_its_own_autoscaler_ident
     await wait_condition(kube, namespace, NAME, "Ready")
     held: list[tuple[r.Resource, str]] = []
     for _, resource in IDENTITY:
-        for item in await kube.list(resource, namespace, f"{names.LABEL_CLUSTER}={NAME}"):
+        for item in await kube.list(resource, namespace, f"{contract.LABEL_CLUSTER}={NAME}"):
             await kube.patch(resource, item["metadata"]["name"], {"metadata": {"finalizers": [HOLD]}}, namespace)
             held.append((resource, item["metadata"]["name"]))
     assert len(held) == len(IDENTITY)
@@ -140,7 +141,7 @@ async def test_a_cluster_made_again_under_its_name_gets_its_own_autoscaler_ident
         await wait_condition(kube, namespace, NAME, "Ready")
         problems = await _not_its_own(kube, namespace, again["metadata"]["uid"])
         account = await kube.get(r.SERVICE_ACCOUNTS, service_account_name(NAME), namespace)
-        token = await kube.get(r.SECRETS, token_secret_name(NAME), namespace)
+        token = await kube.get(r.SECRETS, ClusterSecret.SA_TOKEN.of(NAME), namespace)
     finally:
         await releasing
     assert not problems, f"when the second cluster is Ready: {problems}"

@@ -20,10 +20,11 @@ from tests.conftest import FIGURES
 from tests.reliability.conftest import WORKER, OperatorProcess, small_cluster
 from tests.support.clusters import cluster_vms, get_cluster, wait_condition
 from tests.support.waiting import wait_for
+from vmray_operator.api import contract
+from vmray_operator.conditions import find
 from vmray_operator.kube import resources as r
 from vmray_operator.kube.client import Kube
 from vmray_operator.local import processes
-from vmray_operator.reconcile.conditions import find
 from vmray_operator.render import names
 
 pytestmark = pytest.mark.simulator
@@ -104,7 +105,7 @@ async def test_a_vm_without_an_address_is_reported_and_recovers(
     async with replaced(simulator, "simulator", slow):
         await kube.create(r.VMRAYCLUSTERS, small_cluster(namespace, "no-address"), namespace)
         cluster = await wait_condition(kube, namespace, "no-address", "Ready", "False", "WaitingForNetworkAddress")
-        head = names.head_vm_name("no-address", cluster["metadata"]["labels"][names.HEAD_NOUNCE_LABEL])
+        head = names.head_vm_name("no-address", cluster["metadata"]["labels"][contract.HEAD_NOUNCE_LABEL])
         ready = find(cluster["status"]["conditions"], "Ready") or {}
         assert head in ready["message"], ready
         await asyncio.sleep(3)  # it stays so, without the operator failing
@@ -210,6 +211,6 @@ async def test_etcd_frozen_mid_run(
     vms = await cluster_vms(kube, namespace, "frozen")
     cluster = await get_cluster(kube, namespace, "frozen")
     assert cluster is not None
-    wanted = {names.head_vm_name("frozen", cluster["metadata"]["labels"][names.HEAD_NOUNCE_LABEL])}
+    wanted = {names.head_vm_name("frozen", cluster["metadata"]["labels"][contract.HEAD_NOUNCE_LABEL])}
     assert set(vms) == wanted | set(cluster["spec"]["autoscaler_desired_workers"])
     assert operator_process.pid == pid, "the operator exited while etcd was frozen"

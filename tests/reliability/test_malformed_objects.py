@@ -12,9 +12,10 @@ import pytest
 from tests.reliability.conftest import WORKER, OperatorProcess, small_cluster
 from tests.support.clusters import cluster_vms, get_cluster, sample, wait_condition
 from tests.support.waiting import wait_for
+from vmray_operator.api import contract
+from vmray_operator.conditions import find
 from vmray_operator.kube import resources as r
 from vmray_operator.kube.client import Invalid, Kube
-from vmray_operator.reconcile.conditions import find
 from vmray_operator.render import names
 
 pytestmark = pytest.mark.simulator
@@ -141,10 +142,10 @@ async def test_vms_labelled_for_clusters_that_do_not_exist_are_left_alone(
 ) -> None:
     await operator_process.start_and_wait()
     strangers = {
-        "no-such-cluster-h-abcdefgh": {names.LABEL_CLUSTER: "no-such-cluster", names.LABEL_ROLE: names.ROLE_HEAD},
-        "odd-label-vm": {names.LABEL_CLUSTER: "Not_A.Cluster-Name", names.LABEL_ROLE: "somebody"},
-        "empty-label-vm": {names.LABEL_CLUSTER: ""},
-        "future-w-abcdefgh": {names.LABEL_CLUSTER: "future", names.LABEL_ROLE: names.ROLE_WORKER},
+        "no-such-cluster-h-abcdefgh": {contract.LABEL_CLUSTER: "no-such-cluster", contract.LABEL_ROLE: names.ROLE_HEAD},
+        "odd-label-vm": {contract.LABEL_CLUSTER: "Not_A.Cluster-Name", contract.LABEL_ROLE: "somebody"},
+        "empty-label-vm": {contract.LABEL_CLUSTER: ""},
+        "future-w-abcdefgh": {contract.LABEL_CLUSTER: "future", contract.LABEL_ROLE: names.ROLE_WORKER},
     }
     for vm_name, labels in strangers.items():
         await kube.create(r.VIRTUAL_MACHINES, _vm(namespace, vm_name, labels), namespace)
@@ -152,7 +153,7 @@ async def test_vms_labelled_for_clusters_that_do_not_exist_are_left_alone(
 
     # A cluster made afterwards reaches Ready with exactly its own VMs.
     cluster = await _ready_cluster(kube, namespace, "neighbour")
-    nounce = cluster["metadata"]["labels"][names.HEAD_NOUNCE_LABEL]
+    nounce = cluster["metadata"]["labels"][contract.HEAD_NOUNCE_LABEL]
     wanted = {names.head_vm_name("neighbour", nounce), *cluster["spec"]["autoscaler_desired_workers"]}
     assert set(await cluster_vms(kube, namespace, "neighbour")) == wanted
 
@@ -171,14 +172,34 @@ async def test_vms_labelled_for_clusters_that_do_not_exist_are_left_alone(
         await kube.delete(r.VIRTUAL_MACHINES, vm_name, namespace)
 
 
-# VM status values of the wrong types, in a VM of a live cluster. VirtualMachineCreated stays True so that
-# the simulator, which only rewrites conditions while a VM is being created, leaves them as they are.
-_CREATED = {"type": "VirtualMachineCreated", "status": "True", "reason": "True", "message": ""}
+# VM status values VM Operator's schema lets through but no VM Operator writes, in a VM of a live cluster (values
+# of the wrong type the API server refuses now: the local cloud serves VM Operator's own CRDs). VirtualMachineCreated
+# stays True so that the simulator, which only rewrites conditions while a VM is being created, leaves them.
+_T = "2026-01-01T00:00:00Z"
+_CREATED = {
+    "type": "VirtualMachineCreated",
+    "status": "True",
+    "reason": "True",
+    "message": "",
+    "lastTransitionTime": _T,
+}
 GARBAGE_VM_STATUS: list[tuple[str, dict[str, Any]]] = [
-    ("ip-a-number", {"network": {"primaryIP4": 1234567}}),
+    ("ip-not-an-address", {"network": {"primaryIP4": "10.211.0.9; reboot"}}),
+    ("ip-v6-for-v4", {"network": {"primaryIP4": "fd00::9"}}),
     (
-        "condition-reason-a-number",
-        {"conditions": [_CREATED, {"type": "VirtualMachineClassReady", "status": "False", "reason": 42}]},
+        "condition-message-huge",
+        {
+            "conditions": [
+                _CREATED,
+                {
+                    "type": "VirtualMachineClassReady",
+                    "status": "False",
+                    "reason": "Odd",
+                    "message": "x" * 20000,
+                    "lastTransitionTime": _T,
+                },
+            ]
+        },
     ),
 ]
 
@@ -221,7 +242,7 @@ async def test_a_vm_another_controller_owns_is_not_taken_for_a_worker(
         {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "someone-else", "namespace": namespace}},
         namespace,
     )
-    labels = {names.LABEL_CLUSTER: "labelled", names.LABEL_ROLE: names.ROLE_WORKER}
+    labels = {contract.LABEL_CLUSTER: "labelled", contract.LABEL_ROLE: names.ROLE_WORKER}
     foreign = _vm(namespace, "labelled-w-foreign0", labels)
     foreign["metadata"]["ownerReferences"] = [
         {

@@ -10,10 +10,11 @@ from typing import Any
 import yaml
 
 from tests.support.waiting import wait_for
+from vmray_operator.api import contract
+from vmray_operator.conditions import find
 from vmray_operator.kube import resources as r
 from vmray_operator.kube.client import Kube
-from vmray_operator.reconcile.conditions import find
-from vmray_operator.render import identity, names
+from vmray_operator.render.names import ClusterSecret
 
 SAMPLE = Path(__file__).resolve().parents[2] / "crds" / "samples" / "vmraycluster.yaml"
 
@@ -36,7 +37,7 @@ def as_token(kube: Kube, token: str) -> Kube:
 
 async def cluster_token(kube: Kube, namespace: str, cluster: str) -> str:
     """The token Kubernetes issued to the cluster's ServiceAccount."""
-    secret = await kube.get(r.SECRETS, identity.token_secret_name(cluster), namespace)
+    secret = await kube.get(r.SECRETS, ClusterSecret.SA_TOKEN.of(cluster), namespace)
     assert secret is not None
     assert secret["type"] == "kubernetes.io/service-account-token"
     return base64.b64decode(secret["data"]["token"]).decode()
@@ -67,7 +68,7 @@ async def wait_condition(
 
 
 async def cluster_vms(kube: Kube, namespace: str, name: str) -> dict[str, dict[str, Any]]:
-    items = await kube.list(r.VIRTUAL_MACHINES, namespace, f"{names.LABEL_CLUSTER}={name}")
+    items = await kube.list(r.VIRTUAL_MACHINES, namespace, f"{contract.LABEL_CLUSTER}={name}")
     return {vm["metadata"]["name"]: vm for vm in items}
 
 

@@ -10,8 +10,8 @@ from typing import Any
 
 from tests.support.clusters import cluster_vms, get_cluster
 from tests.support.waiting import wait_for
+from vmray_operator.conditions import find, is_true
 from vmray_operator.kube.client import Kube
-from vmray_operator.reconcile.conditions import find, is_true
 
 Body = dict[str, Any]
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import yaml
 
-from vmray_operator.api import admission, crd
+from vmray_operator.api import admission, contract, crd
 from vmray_operator.render.identity import service_account_name
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -77,9 +77,9 @@ def test_the_policy_applies_to_the_clusters_own_service_account_only() -> None:
 def test_updates_of_vmrayclusters_are_matched_and_denied() -> None:
     policy, binding = yaml.safe_load_all((ROOT / "crds" / admission.POLICY_FILE).read_text())
     (rule,) = policy["spec"]["matchConstraints"]["resourceRules"]
-    assert rule["apiGroups"] == [crd.GROUP]
+    assert rule["apiGroups"] == [contract.GROUP]
     assert rule["operations"] == ["UPDATE"]
-    assert set(rule["resources"]) == {crd.PLURAL, f"{crd.PLURAL}/status"}
+    assert set(rule["resources"]) == {contract.PLURAL, f"{contract.PLURAL}/status"}
     assert policy["spec"]["failurePolicy"] == "Fail"
     assert binding["spec"] == {"policyName": policy["metadata"]["name"], "validationActions": ["Deny"]}
     assert "matchResources" not in binding["spec"]  # every namespace

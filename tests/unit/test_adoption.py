@@ -6,9 +6,9 @@ import itertools
 from typing import Any
 
 from tests.support.specs import sample_spec
+from vmray_operator.api import contract
 from vmray_operator.api.models import VMRayClusterSpec
 from vmray_operator.reconcile.adoption import adoption_patch, missing_floor
-from vmray_operator.render import names
 
 
 def _counter() -> Any:
@@ -32,8 +32,8 @@ def test_new_cluster_gets_finalizer_nounce_and_floor_in_one_guarded_patch() -> N
     patch = adoption_patch(_body(finalizers=["other/keep"]), sample_spec(), _counter())
     assert patch == {
         "metadata": {
-            "finalizers": ["other/keep", names.FINALIZER],
-            "labels": {names.HEAD_NOUNCE_LABEL: "00000000"},
+            "finalizers": ["other/keep", contract.FINALIZER],
+            "labels": {contract.HEAD_NOUNCE_LABEL: "00000000"},
             "resourceVersion": "42",
         },
         "spec": {
@@ -46,21 +46,21 @@ def test_new_cluster_gets_finalizer_nounce_and_floor_in_one_guarded_patch() -> N
 
 
 def test_adopted_cluster_needs_no_patch() -> None:
-    body = _body({names.HEAD_NOUNCE_LABEL: "abc"}, [names.FINALIZER])
+    body = _body({contract.HEAD_NOUNCE_LABEL: "abc"}, [contract.FINALIZER])
     assert adoption_patch(body, sample_spec(), _counter()) is None
 
 
 def test_ray_up_cluster_keeps_its_nounce_and_is_not_seeded() -> None:
-    body = _body({names.HEAD_NOUNCE_LABEL: "fromray1", names.CREATED_BY_LABEL: "ray-cli"})
+    body = _body({contract.HEAD_NOUNCE_LABEL: "fromray1", contract.CREATED_BY_LABEL: "ray-cli"})
     patch = adoption_patch(body, sample_spec(), _counter())
-    assert patch == {"metadata": {"finalizers": [names.FINALIZER], "resourceVersion": "42"}}
+    assert patch == {"metadata": {"finalizers": [contract.FINALIZER], "resourceVersion": "42"}}
 
 
 def test_with_autoscaling_off_the_operator_keeps_the_floor() -> None:
     spec = sample_spec(
         autoscaling={"enabled": False}, autoscaler_desired_workers={"test-ray-w-keep0000": "ray.worker.default"}
     )
-    body = _body({names.HEAD_NOUNCE_LABEL: "abc"}, [names.FINALIZER])
+    body = _body({contract.HEAD_NOUNCE_LABEL: "abc"}, [contract.FINALIZER])
     patch = adoption_patch(body, spec, _counter())
     assert patch == {
         "metadata": {"resourceVersion": "42"},

@@ -11,17 +11,18 @@ import yaml
 from ray.autoscaler._private.util import prepare_config, validate_config
 
 from tests.support.specs import NAME, NAMESPACE, NOUNCE, TOKEN, context, head_of, identity_of, sample_spec
+from vmray_operator.api import contract
 from vmray_operator.reconcile.observed import Observed, issued_token
 from vmray_operator.reconcile.plan import Create, Delete, Drain, Kind, Update, plan
-from vmray_operator.render import identity, names
+from vmray_operator.render import identity
 from vmray_operator.render.autoscaler import autoscaler_config
 from vmray_operator.render.context import ClusterContext, OperatorDefaults
 from vmray_operator.render.desired import desired_state
 from vmray_operator.render.guest_paths import (
     API_SERVER_CA,
     AUTOSCALER_CONFIG,
-    AUTOSCALER_CONFIG_SYNC,
     LIVE_AUTOSCALER_CONFIG,
+    NODE_AGENT,
     TOKEN_ENV,
 )
 from vmray_operator.render.ray_node import node_runtime
@@ -84,7 +85,7 @@ def test_head_starts_the_autoscaler_with_the_token_in_a_private_file() -> None:
     # before any command of the user; only the TLS certificate fetch comes earlier
     assert runtime.setup_commands[1] == f"mkdir -p /tmp/ray && cp {AUTOSCALER_CONFIG} {LIVE_AUTOSCALER_CONFIG}"
     (sync,) = runtime.companions
-    assert sync[:2] == ["python3", AUTOSCALER_CONFIG_SYNC]
+    assert sync[:3] == ["python3", NODE_AGENT, "sync-autoscaler-config"]
     assert "--config-map=test-ray-autoscaler-config" in sync
     assert runtime.env_files == [TOKEN_ENV]
     assert runtime.env["VMSERVICE_CRD_VER"] == ctx.vmop_api_version
@@ -272,7 +273,7 @@ def test_issued_token_reads_what_kubernetes_wrote() -> None:
 def test_scaling_limits_do_not_make_the_head_outdated() -> None:
     """The autoscaler's config lives in the head's user-data, but a change of limits must not replace the
     head (and restart Ray): only what else the head runs counts."""
-    key = names.ANNOTATION_ROLLOUT_HASH
+    key = contract.ANNOTATION_ROLLOUT_HASH
     before = desired_state(context())
     spec = sample_spec()
     spec.common_node_config.max_workers = 4

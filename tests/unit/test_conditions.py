@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from vmray_operator.reconcile.conditions import find, is_true, set_condition
+from vmray_operator.conditions import find, is_true, set_condition
 
 T0 = "2026-01-01T00:00:00Z"
 T1 = "2026-01-01T00:01:00Z"

@@ -6,9 +6,9 @@ from __future__ import annotations
 from typing import Any
 
 from tests.unit.test_status import HEAD, SERVICE, W1, W2, run, vm
-from vmray_operator.reconcile.conditions import find
+from vmray_operator.conditions import find
+from vmray_operator.reconcile.nodes import node_view
 from vmray_operator.reconcile.observed import Observed
-from vmray_operator.reconcile.status import node_view
 
 FAILED_SETUP = "setup command 3 of 3 failed with exit status 1: pip install torch==9.9  # pinned"
 CREATED = {"type": "VirtualMachineCreated", "status": "True"}

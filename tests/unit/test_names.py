@@ -7,8 +7,9 @@ from hypothesis import strategies as st
 
 from tests.support.specs import sample_spec
 from vmray_operator.reconcile.spec_checks import nounce_problem, without_foreign_workers
-from vmray_operator.render import identity, names, ray_auth, tls
+from vmray_operator.render import identity, names
 from vmray_operator.render.autoscaler import config_map_name
+from vmray_operator.render.names import ClusterSecret
 
 LABEL = st.from_regex(r"[a-z0-9]([-a-z0-9]{0,12}[a-z0-9])?", fullmatch=True)
 NODE_TYPE = st.from_regex(r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,20}[A-Za-z0-9])?", fullmatch=True)
@@ -17,8 +18,8 @@ NOUNCE = st.text(alphabet=names.SUFFIX_ALPHABET, min_size=8, max_size=8)
 
 def _derived(cluster: str, node_types: list[str], nounce: str, workers: list[str]) -> dict[str, set[str]]:
     """Every name the operator derives for a cluster, by the kind of object it names."""
-    secrets = {tls.ca_secret_name(cluster), tls.certificates_secret_name(cluster), identity.token_secret_name(cluster)}
-    secrets |= {tls.client_secret_name(cluster), ray_auth.auth_secret_name(cluster)}
+    secrets = {ClusterSecret.CA.of(cluster), ClusterSecret.CERTIFICATES.of(cluster), ClusterSecret.SA_TOKEN.of(cluster)}
+    secrets |= {ClusterSecret.RAY_CLIENT.of(cluster), ClusterSecret.RAY_TOKEN.of(cluster)}
     secrets |= {names.bootstrap_secret_name(cluster, role, t) for t in node_types for role in ("head", "worker")}
     return {
         "Secret": secrets,
@@ -78,3 +79,12 @@ def test_a_nounce_must_be_letters_and_digits_that_fit_the_vm_name() -> None:
     assert nounce_problem("test-ray", "") is not None
     assert nounce_problem("c" * 40, "a" * 21) is not None
     assert nounce_problem("c" * 40, "a" * 20) is None
+
+
+def test_every_secret_suffix_holds_exactly_one_dash() -> None:
+    """What makes names of two clusters never meet (see ClusterSecret)."""
+    for secret in names.ClusterSecret:
+        assert secret.value.count("-") == 1, secret
+    for role in (names.ROLE_HEAD, names.ROLE_WORKER):
+        suffix = names.bootstrap_secret_name("c", role, "any.type-name").removeprefix("c-")
+        assert suffix.count("-") == 1, suffix

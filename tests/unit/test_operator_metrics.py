@@ -13,14 +13,14 @@ import pytest
 from prometheus_client import REGISTRY
 
 from vmray_operator import metrics
+from vmray_operator.api.models import Condition, VMRayClusterStatus
 from vmray_operator.build_info import build_info
-from vmray_operator.config import Settings
 from vmray_operator.controller.cluster_gauges import ClusterGauges
 from vmray_operator.controller.queue import WorkQueue
-from vmray_operator.controller.reconciler import Reconciler
-from vmray_operator.controller.stores import IndexStores
+from vmray_operator.controller.status_writer import StatusWriter
 from vmray_operator.kube.client import Kube
 from vmray_operator.kube.events import EventRecorder
+from vmray_operator.reconcile.status import status_body
 
 
 def value(series: str, **labels: str) -> float:
@@ -165,28 +165,48 @@ class RecordedEvents(EventRecorder):
         self.emitted.append((type_, reason))
 
 
-def ready(status: str, reason: str) -> dict[str, Any]:
-    return {"conditions": [{"type": "Ready", "status": status, "reason": reason, "message": ""}]}
+def ready(status: str, reason: str) -> VMRayClusterStatus:
+    ready = Condition(type="Ready", status=status, reason=reason, message="")
+    return VMRayClusterStatus(conditions=[ready])
+
+
+class AcceptingKube(Kube):
+    """Takes every status write, as an API server that accepts it would."""
+
+    def __init__(self) -> None:
+        super().__init__(kubernetes.client.Configuration())
+        self.version = 0
+
+    async def patch(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        self.version += 1
+        return {"metadata": {"resourceVersion": str(self.version)}}
 
 
 async def test_time_to_ready_is_observed_once_per_cluster_at_its_first_ready() -> None:
-    kube = Kube(kubernetes.client.Configuration())
+    kube = AcceptingKube()
     now = datetime.datetime(2026, 3, 1, 12, 0, 0, tzinfo=datetime.UTC)
     events = RecordedEvents(kube)
-    reconciler = Reconciler(kube, IndexStores(), Settings(), "v1alpha5", events=events, clock=lambda: now)
+    writer = StatusWriter(kube, events, clock=lambda: now)
     uid = uuid.uuid4().hex
-    body = {"metadata": {"name": "c", "namespace": "ns", "uid": uid, "creationTimestamp": "2026-03-01T11:58:30Z"}}
+    meta = {"name": "c", "namespace": "ns", "uid": uid, "creationTimestamp": "2026-03-01T11:58:30Z"}
     count_before = value("vmray_cluster_time_to_ready_seconds_count")
     sum_before = value("vmray_cluster_time_to_ready_seconds_sum")
+
+    async def write(previous: VMRayClusterStatus | None, status: VMRayClusterStatus) -> None:
+        body = {"metadata": {**meta, "resourceVersion": str(kube.version)}}
+        if previous is not None:
+            body["status"] = status_body(previous)
+        await writer.write(("ns", "c"), body, status)
+
     try:
         # What a cluster's status goes through: Ready=False from its first write on, then True.
-        await reconciler._announce_transitions(body, {}, ready("False", "HeadProvisioning"))
-        await reconciler._announce_transitions(body, ready("False", "HeadProvisioning"), ready("True", "Running"))
+        await write(None, ready("False", "HeadProvisioning"))
+        await write(ready("False", "HeadProvisioning"), ready("True", "Running"))
         assert value("vmray_cluster_time_to_ready_seconds_count") == count_before + 1
         assert value("vmray_cluster_time_to_ready_seconds_sum") == sum_before + 90
         # A worker failed and came back: Ready again, but not for the first time.
-        await reconciler._announce_transitions(body, ready("True", "Running"), ready("False", "WorkerFailed"))
-        await reconciler._announce_transitions(body, ready("False", "WorkerFailed"), ready("True", "Running"))
+        await write(ready("True", "Running"), ready("False", "WorkerFailed"))
+        await write(ready("False", "WorkerFailed"), ready("True", "Running"))
         assert value("vmray_cluster_time_to_ready_seconds_count") == count_before + 1
         assert events.emitted.count(("Normal", "Ready")) == 2
     finally:

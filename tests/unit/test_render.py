@@ -11,6 +11,7 @@ import yaml
 
 from tests.support.golden import assert_golden
 from tests.support.specs import NAME, NOUNCE, context, head_of, sample_spec
+from vmray_operator.api import contract
 from vmray_operator.api.models import NodeType
 from vmray_operator.render import names
 from vmray_operator.render.desired import DesiredState, desired_state
@@ -69,14 +70,14 @@ def test_every_object_is_owned_by_the_cluster_and_labelled() -> None:
     desired = desired_state(context(sample_spec(autoscaler_desired_workers=WORKERS)))
     for body in (head_of(desired), desired.service, *desired.workers.values(), *desired.secrets.values()):
         meta = body["metadata"]
-        assert meta["labels"][names.LABEL_CLUSTER] == NAME
+        assert meta["labels"][contract.LABEL_CLUSTER] == NAME
         assert meta["ownerReferences"][0]["controller"] is True
 
 
 def test_changing_the_image_changes_the_bootstrap_hash() -> None:
     first = desired_state(context(sample_spec()))
     second = desired_state(context(sample_spec(ray_docker_image="rayproject/ray:2.59.0")))
-    key = names.ANNOTATION_ROLLOUT_HASH
+    key = contract.ANNOTATION_ROLLOUT_HASH
     assert head_of(first)["metadata"]["annotations"][key] != head_of(second)["metadata"]["annotations"][key]
 
 
@@ -107,16 +108,16 @@ def test_with_tls_every_node_fetches_its_certificate_before_ray_starts() -> None
         assert runtime.env["RAY_USE_TLS"] == "1"
         assert runtime.env["RAY_TLS_SERVER_KEY"] == "/tmp/ray/tls/node.key"
         fetch = shlex.split(runtime.setup_commands[0])
-        assert fetch[:2] == ["python3", "/etc/vmray/fetch_credentials.py"]
+        assert fetch[:3] == ["python3", "/etc/vmray/node_agent.py", "fetch-credentials"]
         assert f"--secret={NAME}-ray-tls" in fetch
         assert runtime.env_files == ["/etc/vmray/token.env"]
         token_only = node_runtime(context(sample_spec(enable_tls=False)), role, node_type)
         assert "RAY_USE_TLS" not in token_only.env
         fetch = shlex.split(token_only.setup_commands[0])
-        assert fetch[:2] == ["python3", "/etc/vmray/fetch_credentials.py"]
+        assert fetch[:3] == ["python3", "/etc/vmray/node_agent.py", "fetch-credentials"]
         assert not any(arg.startswith(("--secret", "--directory")) for arg in fetch)
         plain = node_runtime(context(sample_spec(enable_tls=False, enable_token_auth=False)), role, node_type)
-        assert not any("fetch_credentials" in c for c in plain.setup_commands)
+        assert not any("fetch-credentials" in c for c in plain.setup_commands)
 
 
 def test_with_token_auth_every_node_fetches_rays_token_and_every_ray_process_asks_for_it() -> None:
@@ -152,7 +153,7 @@ def test_no_node_is_given_the_ca_or_its_key() -> None:
     )
     for secret in desired.secrets.values():
         files = {f["path"] for f in yaml.safe_load(_user_data(secret))["write_files"]}
-        assert "/etc/vmray/fetch_credentials.py" in files
+        assert "/etc/vmray/node_agent.py" in files
         assert not any("ca.key" in f or f.endswith(".key") for f in files)
 
 

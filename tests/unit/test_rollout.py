@@ -7,11 +7,11 @@ import datetime
 from typing import Any
 
 from tests.support.specs import NAME, NOUNCE, context, sample_spec
+from vmray_operator.api.contract import ANNOTATION_ROLLOUT_HASH
 from vmray_operator.reconcile.observed import Observed
 from vmray_operator.reconcile.plan import Create, Delete, Drain, Kind, Update, plan
 from vmray_operator.reconcile.rollout import NodeReadiness, is_up, outdated, rollout
 from vmray_operator.render.desired import DesiredState, desired_state
-from vmray_operator.render.names import ANNOTATION_ROLLOUT_HASH
 
 HEAD = f"{NAME}-h-{NOUNCE}"
 WA, WB, WC = f"{NAME}-w-aaaaaaaa", f"{NAME}-w-bbbbbbbb", f"{NAME}-w-cccccccc"

@@ -6,9 +6,11 @@ import dataclasses
 from typing import Any
 
 from tests.support.specs import NAME, NOUNCE, sample_spec
-from vmray_operator.reconcile.conditions import find
+from vmray_operator.conditions import find
+from vmray_operator.reconcile.nodes import node_view
 from vmray_operator.reconcile.observed import Observed
-from vmray_operator.reconcile.status import StatusInput, compute_status, node_view, progress_only
+from vmray_operator.reconcile.progress import progress_only
+from vmray_operator.reconcile.status import StatusInput, compute_status, status_body
 
 T0 = "2026-01-01T00:00:00Z"
 T1 = "2026-01-01T00:05:00Z"
@@ -32,11 +34,16 @@ def vm(
     return {"metadata": {"name": name, "labels": {"vmray.broadcom.com/role": role}}, "status": status}
 
 
+def computed(inp: StatusInput) -> dict[str, Any]:
+    """The status as the operator writes it."""
+    return status_body(compute_status(inp))
+
+
 SERVICE = {"metadata": {"name": HEAD}, "status": {"loadBalancer": {"ingress": [{"ip": "10.212.0.1"}]}}}
 
 
 def run(observed: Observed, previous: dict[str, Any] | None = None, now: str = T0, **kw: Any) -> dict[str, Any]:
-    return compute_status(
+    return computed(
         StatusInput(
             spec=sample_spec(autoscaler_desired_workers=WORKERS),
             generation=3,
@@ -222,15 +229,15 @@ def test_deletion_leaves_up_to_date_as_it_was() -> None:
 
 def test_tls_condition_names_the_ca_and_does_not_block_ready() -> None:
     spec = sample_spec(autoscaler_desired_workers=WORKERS)
-    on = compute_status(dataclasses.replace(_input(ready_cluster(), spec), tls_ca=f"{NAME}-ray-ca"))
+    on = computed(dataclasses.replace(_input(ready_cluster(), spec), tls_ca=f"{NAME}-ray-ca"))
     tls = find(on["conditions"], "TLS")
     assert tls is not None
     assert (tls["status"], tls["reason"]) == ("True", "Enabled")
     assert f"Secret {NAME}-ray-ca" in tls["message"]
-    waiting = compute_status(_input(ready_cluster(), spec))
+    waiting = computed(_input(ready_cluster(), spec))
     assert ((find(waiting["conditions"], "TLS") or {}).get("status")) == "False"
     assert (find(waiting["conditions"], "Ready") or {}).get("status") == "True"
-    off = compute_status(_input(ready_cluster(), sample_spec(autoscaler_desired_workers=WORKERS, enable_tls=False)))
+    off = computed(_input(ready_cluster(), sample_spec(autoscaler_desired_workers=WORKERS, enable_tls=False)))
     assert find(off["conditions"], "TLS") is None
     assert (find(off["conditions"], "Ready") or {}).get("status") == "True"
 
@@ -342,3 +349,18 @@ def test_a_stalled_rollout_names_the_vm_and_why_and_keeps_the_cluster_ready() ->
     assert why in up_to_date["message"]
     assert W2 in up_to_date["message"]
     assert (find(status["conditions"], "Ready") or {})["status"] == "True"
+
+
+def test_an_address_that_is_no_ipv4_address_is_no_address() -> None:
+    """What VM Operator reports reaches workers' start scripts, certificates and Ray's provider: only IPv4."""
+    for garbage in ("10.211.0.9; reboot", "fd00::9", "", "10.211.0.256"):
+        observed = ready_cluster()
+        observed.vms[W1]["status"]["network"]["primaryIP4"] = garbage
+        worker = computed(_input(observed, sample_spec(autoscaler_desired_workers=WORKERS)))["current_workers"][W1]
+        assert "ip" not in worker
+        assert worker["reason"] == "WaitingForNetworkAddress"
+    service = {"metadata": {"name": HEAD}, "status": {"loadBalancer": {"ingress": [{"ip": "$(reboot)"}]}}}
+    status = computed(
+        _input(Observed(vms=ready_cluster().vms, service=service), sample_spec(autoscaler_desired_workers=WORKERS))
+    )
+    assert "endpoints" not in status

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 import kubernetes.client
@@ -21,16 +20,9 @@ class Recording(Kube):
         super().__init__(configuration, concurrency=1)
         self.sent: list[tuple[str, str, dict[str, str]]] = []
 
-    def _call(
-        self,
-        method: str,
-        path: str,
-        query: Mapping[str, str] | None = None,
-        body: Any = None,
-        content_type: str = "application/json",
-    ) -> Any:
-        self.sent.append((method, path, dict(query or {})))
-        return {"items": []} if method == "GET" else {}
+    def _call(self, call: Any) -> Any:
+        self.sent.append((call.method, call.path, dict(call.query)))
+        return {"items": []} if call.method == "GET" else {}
 
 
 @pytest.fixture

@@ -6,20 +6,19 @@ spec.autoscaler_desired_workers. RBAC cannot narrow a patch to one field; this p
 (admissionregistration.k8s.io/v1, no webhook): an update by that ServiceAccount may change
 spec.autoscaler_desired_workers and nothing else of the spec, metadata or status.
 
-`python -m vmray_operator.api.admission` writes crds/vmray.broadcom.com_cluster-token-policy.yaml; a test
+`make generate` (api/generated.py) writes it to crds/vmray.broadcom.com_cluster-token-policy.yaml; a test
 fails when the checked-in file differs from what the models give."""
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 from typing import Any
 
 import yaml
 from pydantic import BaseModel
 
 from vmray_operator.api import models
-from vmray_operator.api.crd import GROUP, PLURAL, VERSION
+from vmray_operator.api.contract import GROUP, PLURAL, VERSION
+from vmray_operator.api.generated import GENERATED_HEADER
 from vmray_operator.render.identity import service_account_name
 
 POLICY_NAME = "vmray-cluster-token"
@@ -121,16 +120,4 @@ def documents() -> list[dict[str, Any]]:
 
 
 def render() -> str:
-    header = "# Generated from operator/vmray_operator/api/models.py by `make generate`; do not edit.\n"
-    return header + yaml.safe_dump_all(documents(), sort_keys=False, width=110)
-
-
-def main(argv: list[str]) -> int:
-    target = Path(argv[1] if len(argv) > 1 else "crds") / POLICY_FILE
-    target.write_text(render())
-    print(f"wrote {target}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv))
+    return GENERATED_HEADER + yaml.safe_dump_all(documents(), sort_keys=False, width=110)

@@ -1,23 +1,19 @@
 """The VMRayCluster CustomResourceDefinition, generated from the models in api/models.py.
 
-`python -m vmray_operator.api.crd` writes crds/vmray.broadcom.com_vmrayclusters.yaml; a test fails
+`make generate` (api/generated.py) writes it to crds/vmray.broadcom.com_vmrayclusters.yaml; a test fails
 when the checked-in file differs from what the models give."""
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 from typing import Any
 
 import yaml
 
 from vmray_operator.api import models
+from vmray_operator.api.contract import GROUP, KIND, PLURAL, VERSION
+from vmray_operator.api.generated import GENERATED_HEADER
 from vmray_operator.api.schema import structural
 
-GROUP = "vmray.broadcom.com"
-VERSION = "v1alpha1"
-PLURAL = "vmrayclusters"
-KIND = "VMRayCluster"
 CRD_FILE = f"{GROUP}_{PLURAL}.yaml"
 CRD_DESCRIPTION = "A Ray cluster on vSphere VMs: one head VM and worker VMs run by VM Operator."
 MAX_CLUSTER_NAME = 40  # leaves room for "-w-" + 8 characters within a 63-character VM host name
@@ -176,16 +172,4 @@ def vmraycluster_crd() -> dict[str, Any]:
 
 
 def render() -> str:
-    header = "# Generated from operator/vmray_operator/api/models.py by `make generate`; do not edit.\n"
-    return header + yaml.safe_dump(vmraycluster_crd(), sort_keys=False, width=110)
-
-
-def main(argv: list[str]) -> int:
-    target = Path(argv[1] if len(argv) > 1 else "crds") / CRD_FILE
-    target.write_text(render())
-    print(f"wrote {target}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv))
+    return GENERATED_HEADER + yaml.safe_dump(vmraycluster_crd(), sort_keys=False, width=110)

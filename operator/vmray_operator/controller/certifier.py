@@ -7,14 +7,16 @@ import datetime
 import logging
 
 from vmray_operator import certificates
+from vmray_operator.api.contract import Body
 from vmray_operator.controller.own_writes import OwnWrites, version
 from vmray_operator.controller.ownership import NameTaken, create_owned
 from vmray_operator.kube import resources as r
-from vmray_operator.kube.client import Body, Kube
+from vmray_operator.kube.client import Kube
 from vmray_operator.reconcile.observed import Observed, secret_value
 from vmray_operator.reconcile.tls import CertificateChanges, certificate_changes, wanted_certificates
 from vmray_operator.render import tls
 from vmray_operator.render.context import ClusterContext
+from vmray_operator.render.names import ClusterSecret
 
 log = logging.getLogger("vmray.tls")
 CA_VALIDITY = datetime.timedelta(days=3650)
@@ -29,9 +31,9 @@ class Certifier:
 
     def forget(self, namespace: str, cluster: str) -> None:
         for name in (
-            tls.ca_secret_name(cluster),
-            tls.certificates_secret_name(cluster),
-            tls.client_secret_name(cluster),
+            ClusterSecret.CA.of(cluster),
+            ClusterSecret.CERTIFICATES.of(cluster),
+            ClusterSecret.RAY_CLIENT.of(cluster),
         ):
             self._written.forget((namespace, name))
 
@@ -49,18 +51,18 @@ class Certifier:
     async def ensure_ca(self, ctx: ClusterContext, observed: Observed) -> str:
         """Makes the cluster's CA if it has none, and a Ray client's certificate of it; the CA Secret's name."""
         ca = await self._ca(ctx, observed)
-        client = tls.client_secret_name(ctx.name)
+        client = ClusterSecret.RAY_CLIENT.of(ctx.name)
         if self._held(ctx, client, observed) is None:
             pair = certificates.issue(
                 ca, certificates.name(f"{ctx.name} ray client"), [certificates.CLIENT_AUTH], NODE_VALIDITY
             )
             await self._create(ctx, tls.client_secret(ctx, ca.cert_pem, pair.cert_pem, pair.key_pem), observed)
-        return tls.ca_secret_name(ctx.name)
+        return ClusterSecret.CA.of(ctx.name)
 
     async def ensure(self, ctx: ClusterContext, observed: Observed, head_name: str) -> None:
         """Issues what is missing of the nodes' certificates and drops those of addresses gone."""
         ca = await self._ca(ctx, observed)
-        name = tls.certificates_secret_name(ctx.name)
+        name = ClusterSecret.CERTIFICATES.of(ctx.name)
         wanted = wanted_certificates(observed, head_name)
         current = self._held(ctx, name, observed)
         if current is None:
@@ -109,13 +111,13 @@ class Certifier:
 
     async def _ca(self, ctx: ClusterContext, observed: Observed) -> certificates.KeyPair:
         """The cluster's CA from its Secret; made when there is none yet."""
-        secret = self._held(ctx, tls.ca_secret_name(ctx.name), observed)
+        secret = self._held(ctx, ClusterSecret.CA.of(ctx.name), observed)
         if secret is None:
             pair = certificates.new_ca(f"{ctx.namespace}/{ctx.name} ray ca", CA_VALIDITY)
             secret, _ = await self._create(ctx, tls.ca_secret(ctx, pair.cert_pem, pair.key_pem), observed)
         cert, key = secret_value(secret, tls.CA_CERT_KEY), secret_value(secret, tls.CA_KEY_KEY)
         if not cert or not key:
-            raise ValueError(f"Secret {ctx.namespace}/{tls.ca_secret_name(ctx.name)} holds no CA certificate and key")
+            raise ValueError(f"Secret {ctx.namespace}/{ClusterSecret.CA.of(ctx.name)} holds no CA certificate and key")
         return certificates.KeyPair(cert, key)
 
     async def _create(self, ctx: ClusterContext, body: Body, observed: Observed) -> tuple[Body, bool]:

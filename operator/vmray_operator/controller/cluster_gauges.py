@@ -14,9 +14,9 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import REGISTRY, Collector
 
 from vmray_operator import metrics
+from vmray_operator.api.contract import Body, ConditionType
 from vmray_operator.api.models import ClusterState, VmStatus
 from vmray_operator.controller.stores import Key
-from vmray_operator.reconcile.observed import Body
 
 CONDITION_STATUSES = ("true", "false", "unknown")
 _STATES = get_args(ClusterState)
@@ -68,7 +68,7 @@ class ClusterGauges(Collector):
             return  # what a reconcile woken by one of its VMs, or by the resync, finds: nothing new
         self._versions[key] = version
         seen = _seen(body)
-        if seen.state in _HAS_BEEN_READY or ("Ready", "true") in seen.conditions:
+        if seen.state in _HAS_BEEN_READY or (ConditionType.READY, "true") in seen.conditions:
             metrics.FIRST_READY.mark(seen.uid)
         with self._lock:
             previous = self._clusters.get(key)

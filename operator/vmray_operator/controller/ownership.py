@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from vmray_operator.kube.client import Body, Conflict, Kube
+from vmray_operator.api.contract import Body
+from vmray_operator.kube.client import Conflict, Kube
 from vmray_operator.kube.resources import Resource
 from vmray_operator.reconcile.observed import controlled_by
 

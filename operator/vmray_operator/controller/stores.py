@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any, Protocol
 
-from vmray_operator.reconcile.observed import Body, Observed, controlled_by
+from vmray_operator.api.contract import Body
+from vmray_operator.reconcile.observed import Observed, controlled_by
 
 Key = tuple[str, str]
 _IDENTITY_KINDS = {"ServiceAccount": "service_accounts", "Role": "roles", "RoleBinding": "role_bindings"}

@@ -8,15 +8,15 @@ import collections
 import json
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 import kubernetes.client
 import kubernetes.config
 
 from vmray_operator import metrics
+from vmray_operator.api.contract import Body
 from vmray_operator.kube.resources import Resource
-
-Body = dict[str, Any]
 
 MERGE_PATCH = "application/merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
@@ -92,6 +92,17 @@ def load_configuration(kubeconfig: str | None = None) -> kubernetes.client.Confi
     return configuration
 
 
+@dataclass(frozen=True)
+class _Call:
+    """One request, as the thread pool carries it out."""
+
+    method: str
+    path: str
+    query: Mapping[str, str]
+    body: Any
+    content_type: str
+
+
 class Kube:
     """Async access to the API server. Calls run on a private thread pool sized for many clusters."""
 
@@ -112,25 +123,18 @@ class Kube:
         self._pool.shutdown(wait=False, cancel_futures=True)
         self._api.close()
 
-    def _call(
-        self,
-        method: str,
-        path: str,
-        query: Mapping[str, str] | None = None,
-        body: Any = None,
-        content_type: str = "application/json",
-    ) -> Any:
-        headers = {"Accept": "application/json", "Content-Type": content_type}
+    def _call(self, call: _Call) -> Any:
+        headers = {"Accept": "application/json", "Content-Type": call.content_type}
         _, url, headers, body, _ = self._api.param_serialize(
-            method=method,
-            resource_path=path,
-            query_params=list((query or {}).items()),
+            method=call.method,
+            resource_path=call.path,
+            query_params=list(call.query.items()),
             header_params=headers,
-            body=body,
+            body=call.body,
             auth_settings=["BearerToken"],
         )
-        with metrics.api_request(self.configuration.host, method) as sent:
-            response = self._api.call_api(method, url, header_params=headers, body=body, _request_timeout=30)
+        with metrics.api_request(self.configuration.host, call.method) as sent:
+            response = self._api.call_api(call.method, url, header_params=headers, body=body, _request_timeout=30)
             data: bytes = response.read()
             sent.code = response.status
         if not 200 <= response.status <= 299:
@@ -146,14 +150,15 @@ class Kube:
         content_type: str = "application/json",
     ) -> Any:
         self.requests += 1
+        query = dict(query or {})
         if method in STRICT_WRITES:
-            query = {**(query or {}), "fieldValidation": "Strict"}
+            query["fieldValidation"] = "Strict"
         if method != "GET":
             self.writes += 1
             if "/namespaces/" in path:
                 self.writes_by_namespace[path.split("/namespaces/", 1)[1].split("/", 1)[0]] += 1
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._pool, self._call, method, path, query, body, content_type)
+        return await loop.run_in_executor(self._pool, self._call, _Call(method, path, query, body, content_type))
 
     async def get(self, resource: Resource, name: str, namespace: str | None = None) -> Body | None:
         """The object, or None when it does not exist."""

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
+from vmray_operator.api.contract import SUPPORTED_VMOP_VERSIONS, VMOP_GROUP
 from vmray_operator.kube.client import Kube, NotFound
-from vmray_operator.kube.resources import VMOP_GROUP
-
-SUPPORTED_VMOP_VERSIONS = ("v1alpha2", "v1alpha3", "v1alpha4", "v1alpha5", "v1alpha6")
 
 
 class UnsupportedVmOperator(RuntimeError):

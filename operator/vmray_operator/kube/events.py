@@ -3,20 +3,20 @@
 from __future__ import annotations
 
 import asyncio
-import datetime
 import logging
 import socket
 from typing import Any
 
 from vmray_operator.kube import resources as r
 from vmray_operator.kube.client import ApiError, Kube
+from vmray_operator.timestamps import rfc3339, utc_now
 
 log = logging.getLogger("vmray.events")
 COMPONENT = "vmray-operator"
 
 
 def _now() -> str:
-    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return rfc3339(utc_now())
 
 
 class EventRecorder:

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import time
 
+from vmray_operator.api.contract import Body
 from vmray_operator.api.models import VMRayClusterSpec
 from vmray_operator.kube import resources as r
-from vmray_operator.kube.client import Body, Kube
+from vmray_operator.kube.client import Kube
 
 
 class PrerequisiteChecker:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from vmray_operator.api import contract
+
 
 @dataclass(frozen=True)
 class Resource:
@@ -31,11 +33,9 @@ class Resource:
         return base
 
 
-VMRAY_GROUP = "vmray.broadcom.com"
-VMOP_GROUP = "vmoperator.vmware.com"
 DEFAULT_VMOP_VERSION = "v1alpha2"
 
-VMRAYCLUSTERS = Resource(VMRAY_GROUP, "v1alpha1", "vmrayclusters")
+VMRAYCLUSTERS = Resource(contract.GROUP, contract.VERSION, contract.PLURAL)
 SECRETS = Resource("", "v1", "secrets")
 CONFIG_MAPS = Resource("", "v1", "configmaps")
 NAMESPACES = Resource("", "v1", "namespaces", namespaced=False)
@@ -52,7 +52,7 @@ ADMISSION_POLICY_BINDINGS = Resource(
 
 
 def vm_operator(plural: str, version: str = DEFAULT_VMOP_VERSION, namespaced: bool = True) -> Resource:
-    return Resource(VMOP_GROUP, version, plural, namespaced)
+    return Resource(contract.VMOP_GROUP, version, plural, namespaced)
 
 
 VIRTUAL_MACHINES = vm_operator("virtualmachines")

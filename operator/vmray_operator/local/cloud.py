@@ -10,8 +10,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from vmray_operator.api.contract import Body
 from vmray_operator.kube import resources as r
-from vmray_operator.kube.client import Body, Conflict, Invalid, Kube
+from vmray_operator.kube.client import Conflict, Invalid, Kube
 from vmray_operator.local import controlplane, processes, samples, vmop_admission, vmop_crds
 from vmray_operator.local.hypervisor import remove_leftovers
 from vmray_operator.local.network import gateway_of, guest_api_address

@@ -121,19 +121,8 @@ def _log_tail(state_dir: Path, name: str, lines: int = 15) -> str:
     return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
 
 
-def up(state_dir: Path, timeout: float = 60.0, extra_ips: tuple[str, ...] = ()) -> Endpoints:
-    """Starts etcd, kube-apiserver and kube-controller-manager; returns when /readyz answers 200.
-    extra_ips: further addresses the serving certificate is valid for (where VMs reach the API)."""
-    state_dir.mkdir(parents=True, exist_ok=True)
-    running = processes.recorded(state_dir)
-    if running:
-        raise ControlPlaneError(f"a local control plane is already running in {state_dir}: {sorted(running)}")
-    shutil.rmtree(state_dir / "etcd", ignore_errors=True)  # every local cloud starts empty
-    certs = pki.generate(state_dir / "pki", extra_ips)
-    endpoints = Endpoints(
-        server="", etcd_client_port=free_port(), etcd_peer_port=free_port(), apiserver_port=free_port()
-    )
-    endpoints = Endpoints(**{**asdict(endpoints), "server": f"https://127.0.0.1:{endpoints.apiserver_port}"})
+def _start_etcd(state_dir: Path, endpoints: Endpoints) -> str:
+    """etcd on loopback; its client URL."""
     etcd_url = f"http://127.0.0.1:{endpoints.etcd_client_port}"
     peer_url = f"http://127.0.0.1:{endpoints.etcd_peer_port}"
     processes.start(
@@ -152,6 +141,10 @@ def up(state_dir: Path, timeout: float = 60.0, extra_ips: tuple[str, ...] = ()) 
             "--log-level=warn",
         ],
     )
+    return etcd_url
+
+
+def _start_apiserver(state_dir: Path, endpoints: Endpoints, etcd_url: str, certs: pki.Pki) -> None:
     processes.start(
         state_dir,
         "kube-apiserver",
@@ -174,10 +167,9 @@ def up(state_dir: Path, timeout: float = 60.0, extra_ips: tuple[str, ...] = ()) 
             "--v=0",
         ],
     )
-    kubeconfig = kubeconfig_path(state_dir)
-    _write_kubeconfig(kubeconfig, endpoints.server, certs)
-    (state_dir / "endpoints.json").write_text(json.dumps(asdict(endpoints)))
 
+
+def _wait_ready(state_dir: Path, endpoints: Endpoints, certs: pki.Pki, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while not _ready(endpoints.server, certs):
         for name in ("etcd", "kube-apiserver"):
@@ -190,6 +182,8 @@ def up(state_dir: Path, timeout: float = 60.0, extra_ips: tuple[str, ...] = ()) 
             raise ControlPlaneError(f"kube-apiserver not ready after {timeout:.0f} s:\n{tail}")
         time.sleep(0.1)
 
+
+def _start_controller_manager(state_dir: Path, kubeconfig: Path, certs: pki.Pki) -> None:
     processes.start(
         state_dir,
         "kube-controller-manager",
@@ -208,6 +202,26 @@ def up(state_dir: Path, timeout: float = 60.0, extra_ips: tuple[str, ...] = ()) 
             "--v=0",
         ],
     )
+
+
+def up(state_dir: Path, timeout: float = 60.0, extra_ips: tuple[str, ...] = ()) -> Endpoints:
+    """Starts etcd, kube-apiserver and kube-controller-manager; returns when /readyz answers 200.
+    extra_ips: further addresses the serving certificate is valid for (where VMs reach the API)."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    running = processes.recorded(state_dir)
+    if running:
+        raise ControlPlaneError(f"a local control plane is already running in {state_dir}: {sorted(running)}")
+    shutil.rmtree(state_dir / "etcd", ignore_errors=True)  # every local cloud starts empty
+    certs = pki.generate(state_dir / "pki", extra_ips)
+    port = free_port()
+    endpoints = Endpoints(f"https://127.0.0.1:{port}", free_port(), free_port(), port)
+    etcd_url = _start_etcd(state_dir, endpoints)
+    _start_apiserver(state_dir, endpoints, etcd_url, certs)
+    kubeconfig = kubeconfig_path(state_dir)
+    _write_kubeconfig(kubeconfig, endpoints.server, certs)
+    (state_dir / "endpoints.json").write_text(json.dumps(asdict(endpoints)))
+    _wait_ready(state_dir, endpoints, certs, timeout)
+    _start_controller_manager(state_dir, kubeconfig, certs)
     return endpoints
 
 

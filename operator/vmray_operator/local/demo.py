@@ -13,11 +13,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from vmray_operator.conditions import find
 from vmray_operator.kube import resources as r
 from vmray_operator.kube.client import Kube
 from vmray_operator.local import cloud, controlplane, processes
 from vmray_operator.local.tools import tool_path
-from vmray_operator.reconcile.conditions import find
 
 SAMPLE = Path("crds/samples/vmraycluster.yaml")
 CLUSTER, NAMESPACE = "test-ray", cloud.DEMO_NAMESPACE
@@ -64,6 +64,64 @@ async def _wait_ready(kubeconfig: Path) -> dict[str, Any]:
     raise TimeoutError(f"{CLUSTER} was not Ready after {READY_TIMEOUT:.0f} s; see .local-cloud/logs")
 
 
+def _ray_token_env(kubeconfig: Path, cluster: dict[str, Any]) -> dict[str, str]:
+    """What a data scientist is handed besides the address: Ray's token, from the Secret the status names."""
+    secret = cluster["status"]["endpoints"].get("auth_token_secret")
+    if not secret:
+        return {}
+    token = _kubectl(kubeconfig, "get", "secret", secret, "-n", NAMESPACE, "-o", "jsonpath={.data.token}")
+    return {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": base64.b64decode(token).decode()}
+
+
+def _submit_job(dashboard: str, token_env: dict[str, str]) -> bool:
+    """`ray job submit` of the demo job, as a data scientist runs it; prints where its tasks ran."""
+    job = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "ray"),
+            "job",
+            "submit",
+            "--address",
+            dashboard,
+            "--working-dir",
+            str(Path(__file__).parent / "demo_job"),
+            "--",
+            "python",
+            "demo_job.py",
+        ],
+        env={**os.environ, **token_env},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    for line in job.stdout.splitlines():
+        if "answered from" in line or "took part" in line:
+            print(f"    {line.strip()}")
+    if job.returncode != 0:
+        print(job.stdout[-3000:], job.stderr[-3000:], file=sys.stderr)
+    return job.returncode == 0
+
+
+def _summary(kubeconfig: Path, cluster: dict[str, Any], timings: list[tuple[str, float]], started: float) -> None:
+    dashboard = cluster["status"]["endpoints"]["dashboard"]
+    secret = cluster["status"]["endpoints"].get("auth_token_secret")
+    print()
+    print(_kubectl(kubeconfig, "get", "vmraycluster", "-n", NAMESPACE, "-o", "wide"))
+    print(
+        f"Ray dashboard: {dashboard} (reachable from this machine; from elsewhere: "
+        f"ssh -L 8265:{dashboard.split('//')[1].split(':')[0]}:8265 <this host>, then http://localhost:8265)"
+    )
+    if secret:
+        print(
+            f"Ray's token:   kubectl --kubeconfig {kubeconfig} get secret {secret} -n {NAMESPACE} "
+            "-o jsonpath='{.data.token}' | base64 -d  (RAY_AUTH_MODE=token RAY_AUTH_TOKEN=<it> ray job submit ...)"
+        )
+    print(f"kubectl:       kubectl --kubeconfig {kubeconfig} get vmraycluster,vm,vmservice -n {NAMESPACE}")
+    print("phases:")
+    for name, seconds in timings:
+        print(f"  {seconds:6.1f} s  {name}")
+    print(f"  {time.monotonic() - started:6.1f} s  total; the cluster stays up until `make demo-down`")
+
+
 def up(state_dir: Path) -> int:
     timings: list[tuple[str, float]] = []
     started = time.monotonic()
@@ -80,52 +138,10 @@ def up(state_dir: Path) -> int:
     with phase("waiting for the cluster to be Ready", timings):
         cluster = asyncio.run(_wait_ready(kubeconfig))
     dashboard = cluster["status"]["endpoints"]["dashboard"]
-    token_secret = cluster["status"]["endpoints"].get("auth_token_secret")
-    token_env: dict[str, str] = {}
-    if token_secret:  # what a data scientist is handed besides the address: Ray's token
-        token = _kubectl(kubeconfig, "get", "secret", token_secret, "-n", NAMESPACE, "-o", "jsonpath={.data.token}")
-        token_env = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": base64.b64decode(token).decode()}
     with phase(f"submitting a Ray job: ray job submit --address {dashboard}, with Ray's token", timings):
-        job = subprocess.run(
-            [
-                str(Path(sys.executable).parent / "ray"),
-                "job",
-                "submit",
-                "--address",
-                dashboard,
-                "--working-dir",
-                str(Path(__file__).parent / "demo_job"),
-                "--",
-                "python",
-                "demo_job.py",
-            ],
-            env={**os.environ, **token_env},
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        for line in job.stdout.splitlines():
-            if "answered from" in line or "took part" in line:
-                print(f"    {line.strip()}")
-        if job.returncode != 0:
-            print(job.stdout[-3000:], job.stderr[-3000:], file=sys.stderr)
+        if not _submit_job(dashboard, _ray_token_env(kubeconfig, cluster)):
             return 1
-    print()
-    print(_kubectl(kubeconfig, "get", "vmraycluster", "-n", NAMESPACE, "-o", "wide"))
-    print(
-        f"Ray dashboard: {dashboard} (reachable from this machine; from elsewhere: "
-        f"ssh -L 8265:{dashboard.split('//')[1].split(':')[0]}:8265 <this host>, then http://localhost:8265)"
-    )
-    if token_secret:
-        print(
-            f"Ray's token:   kubectl --kubeconfig {kubeconfig} get secret {token_secret} -n {NAMESPACE} "
-            "-o jsonpath='{.data.token}' | base64 -d  (RAY_AUTH_MODE=token RAY_AUTH_TOKEN=<it> ray job submit ...)"
-        )
-    print(f"kubectl:       kubectl --kubeconfig {kubeconfig} get vmraycluster,vm,vmservice -n {NAMESPACE}")
-    print("phases:")
-    for name, seconds in timings:
-        print(f"  {seconds:6.1f} s  {name}")
-    print(f"  {time.monotonic() - started:6.1f} s  total; the cluster stays up until `make demo-down`")
+    _summary(kubeconfig, cluster, timings, started)
     return 0
 
 

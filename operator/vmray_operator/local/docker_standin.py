@@ -181,6 +181,19 @@ def run(request: RunRequest, containers: Path) -> int:
     return code if code >= 0 else 128 - code
 
 
+def _named(containers: Path, names: list[str]) -> list[tuple[str, Path, int | None]]:
+    """Each container named: its name, its record and its main process (None, said as docker says it, for a
+    container that does not exist)."""
+    found = []
+    for name in names:
+        record = containers / name
+        pid = _pid(record)
+        if pid is None:
+            print(f"Error response from daemon: No such container: {name}", file=sys.stderr)
+        found.append((name, record, pid))
+    return found
+
+
 def stop(args: list[str], containers: Path) -> int:
     timeout, names, index = DEFAULT_STOP_TIMEOUT, [], 0
     while index < len(args):
@@ -196,11 +209,8 @@ def stop(args: list[str], containers: Path) -> int:
             names.append(args[index])
         index += 1
     status = 0
-    for name in names:
-        record = containers / name
-        pid = _pid(record)
+    for name, record, pid in _named(containers, names):
         if pid is None:
-            print(f"Error response from daemon: No such container: {name}", file=sys.stderr)
             status = 1
             continue
         with contextlib.suppress(ProcessLookupError):
@@ -215,11 +225,8 @@ def stop(args: list[str], containers: Path) -> int:
 def remove(args: list[str], containers: Path) -> int:
     force = any(a in ("-f", "--force") for a in args)
     status = 0
-    for name in (a for a in args if not a.startswith("-")):
-        record = containers / name
-        pid = _pid(record)
+    for name, record, pid in _named(containers, [a for a in args if not a.startswith("-")]):
         if pid is None:
-            print(f"Error response from daemon: No such container: {name}", file=sys.stderr)
             status = 1
             continue
         if _alive(pid):

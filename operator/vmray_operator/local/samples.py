@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import contextlib
 
+from vmray_operator.api.contract import Body
 from vmray_operator.kube import resources as r
-from vmray_operator.kube.client import Body, Conflict, Kube
+from vmray_operator.kube.client import Conflict, Kube
 
 STORAGE_CLASS = "vsan-default-storage-policy"
 VM_CLASSES = {"best-effort-small": (2, "4Gi"), "best-effort-xlarge": (4, "32Gi")}

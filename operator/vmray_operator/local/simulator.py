@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import datetime
 import logging
 import re
 import uuid
@@ -21,27 +20,22 @@ from typing import Any
 
 import kopf
 
+from vmray_operator.api.contract import GUEST_BOOTSTRAP_CONDITION, VMOP_GROUP, Body
+from vmray_operator.conditions import Condition, find, set_condition
 from vmray_operator.kube import resources as r
-from vmray_operator.kube.client import Body, Conflict, Kube, NotFound
+from vmray_operator.kube.client import Conflict, Kube, NotFound
 from vmray_operator.kube.login import connection_info
 from vmray_operator.local.addresses import AddressPool
 from vmray_operator.local.hypervisor import FakeHypervisor, Hypervisor
 from vmray_operator.local.network import gateway_of
 from vmray_operator.local.vmop_defaults import defaults_patch, is_defaulted
-from vmray_operator.reconcile.conditions import Condition, find, set_condition
-from vmray_operator.reconcile.status import GUEST_BOOTSTRAP
 from vmray_operator.render.guest_paths import BOOTSTRAP_CONDITION_KEY
+from vmray_operator.timestamps import rfc3339, utc_now
 
 log = logging.getLogger("vmray.simulator")
 
-VM_FINALIZER = "vmoperator.vmware.com/virtualmachine"
-SERVICE_FINALIZER = "vmoperator.vmware.com/virtualmachineservice"
-PREREQUISITES = (
-    "VirtualMachineClassReady",
-    "VirtualMachineImageReady",
-    "VirtualMachineStorageReady",
-    "VirtualMachineBootstrapReady",
-)
+VM_FINALIZER = f"{VMOP_GROUP}/virtualmachine"
+SERVICE_FINALIZER = f"{VMOP_GROUP}/virtualmachineservice"
 
 
 @dataclass(frozen=True)
@@ -63,7 +57,7 @@ GUEST_MESSAGE_LIMIT = 1024
 
 
 def _now() -> str:
-    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return rfc3339(utc_now())
 
 
 def _key(body: Body) -> str:
@@ -284,112 +278,102 @@ class Simulator:
     # -- state machines ----------------------------------------------------------------------------
 
     async def _step_vm(self, vm: Body) -> float | None:
-        meta, cfg = vm["metadata"], self.config
+        meta = vm["metadata"]
         if meta.get("deletionTimestamp"):
-            if VM_FINALIZER in meta.get("finalizers", []):
-                await self.hypervisor.power_off(_key(vm))
-                await asyncio.sleep(cfg.delete_delay)
-                self.vm_addresses.release(_key(vm))
-                await self._remove_finalizer(self.vms, vm, VM_FINALIZER)
+            await self._release_vm(vm)
             return None
         if await self._default(vm):  # what VM Operator's mutating webhook writes into a new VM
             return None
         if await self._ensure_finalizer(self.vms, vm, VM_FINALIZER):
             return None
-
         status: Body = dict(vm.get("status") or {})
-        conditions = status.get("conditions", [])
+        conditions, user_data = await self._prerequisite_conditions(vm, status)
+        if conditions is None:
+            return self.config.recheck_interval
+        created = find(conditions, "VirtualMachineCreated")
+        if created is None or created.get("status") != "True":
+            await self._create_vm(vm, conditions)
+            return None
+        desired = vm.get("spec", {}).get("powerState", "PoweredOn")
+        actual, ip = status.get("powerState"), status.get("network", {}).get("primaryIP4")
+        if desired == "PoweredOn" and (actual != "PoweredOn" or not self.hypervisor.is_on(_key(vm))):
+            return await self._power_on(vm, status, conditions, user_data)
+        if desired == "PoweredOn" and not ip:
+            await self._give_address(vm, conditions)
+        elif desired == "PoweredOff" and actual == "PoweredOn":
+            await self._power_off(vm, conditions)
+        elif desired == "PoweredOn":
+            await self._report_guest_bootstrap(vm, conditions)
+        return None
+
+    async def _release_vm(self, vm: Body) -> None:
+        """A deleted VM: off, its address free, the finalizer gone."""
+        if VM_FINALIZER in vm["metadata"].get("finalizers", []):
+            await self.hypervisor.power_off(_key(vm))
+            await asyncio.sleep(self.config.delete_delay)
+            self.vm_addresses.release(_key(vm))
+            await self._remove_finalizer(self.vms, vm, VM_FINALIZER)
+
+    async def _prerequisite_conditions(self, vm: Body, status: Body) -> tuple[list[Condition] | None, str | None]:
+        """The VM's conditions with its prerequisites' (None, told in the status, while one is missing) and its
+        user-data."""
+        conditions: list[Condition] = status.get("conditions", [])
         now = _now()
         prerequisites, user_data = await self._prerequisites(vm)
         for type_, (ok, reason, message) in prerequisites.items():
             conditions = set_condition(conditions, type_, ok, reason, message, now)
-        if not all(ok for ok, _, _ in prerequisites.values()):
-            conditions = set_condition(
-                conditions, "Ready", False, "PrerequisitesNotReady", "waiting for missing prerequisites", now
-            )
-            if conditions != status.get("conditions"):
-                await self._patch_status(self.vms, vm, {"conditions": conditions})
-            return cfg.recheck_interval
+        if all(ok for ok, _, _ in prerequisites.values()):
+            return conditions, user_data
+        waiting = "waiting for missing prerequisites"
+        conditions = set_condition(conditions, "Ready", False, "PrerequisitesNotReady", waiting, now)
+        if conditions != status.get("conditions"):
+            await self._patch_status(self.vms, vm, {"conditions": conditions})
+        return None, user_data
 
-        created = find(conditions, "VirtualMachineCreated")
-        if created is None or created.get("status") != "True":
-            await asyncio.sleep(cfg.create_delay)
-            uid = meta["uid"]
-            conditions = set_condition(conditions, "VirtualMachineCreated", True, "True", "", _now())
-            await self._patch_status(
-                self.vms,
-                vm,
-                {
-                    "conditions": conditions,
-                    "uniqueID": f"vm-{uid[:8]}",
-                    "biosUUID": uid,
-                    "instanceUUID": uid,
-                    "powerState": "PoweredOff",
-                },
-            )
-            return None
+    async def _create_vm(self, vm: Body, conditions: list[Condition]) -> None:
+        await asyncio.sleep(self.config.create_delay)
+        uid = vm["metadata"]["uid"]
+        conditions = set_condition(conditions, "VirtualMachineCreated", True, "True", "", _now())
+        created = {"uniqueID": f"vm-{uid[:8]}", "biosUUID": uid, "instanceUUID": uid, "powerState": "PoweredOff"}
+        await self._patch_status(self.vms, vm, {"conditions": conditions, **created})
 
-        desired = vm.get("spec", {}).get("powerState", "PoweredOn")
-        actual = status.get("powerState")
-        ip = status.get("network", {}).get("primaryIP4")
-        if desired == "PoweredOn" and (actual != "PoweredOn" or not self.hypervisor.is_on(_key(vm))):
-            # also after a simulator restart: the guest boots again, with the address it had
-            await asyncio.sleep(cfg.power_delay)
-            address = ip or self.vm_addresses.allocate(_key(vm))
-            await self.hypervisor.power_on(_key(vm), meta["name"], address, user_data)
-            conditions = set_condition(
-                conditions,
-                "Ready",
-                False,
-                "WaitingForNetwork",
-                "powered on, waiting for the guest's address",
-                _now(),
-            )
-            await self._patch_status(self.vms, vm, {"powerState": "PoweredOn", "conditions": conditions})
-            # A guest booted again after a simulator restart changes nothing in the status, so no event comes
-            # to step on: go on at once (to hand out an address if it had none).
-            return 0.0 if actual == "PoweredOn" and conditions == status.get("conditions") else None
-        if desired == "PoweredOn" and not ip:
-            await asyncio.sleep(cfg.ip_delay)
-            ip = self.vm_addresses.allocate(_key(vm))
-            conditions = set_condition(conditions, "GuestCustomization", True, "True", "", _now())
-            conditions = set_condition(conditions, "Ready", True, "True", "", _now())
-            await self._patch_status(
-                self.vms,
-                vm,
-                {
-                    "network": {
-                        "primaryIP4": ip,
-                        "interfaces": [
-                            {
-                                "name": "eth0",
-                                "ip": {"addresses": [{"address": f"{ip}/{self.vm_addresses.network.prefixlen}"}]},
-                            }
-                        ],
-                    },
-                    "conditions": conditions,
-                },
-            )
-            return None
-        if desired == "PoweredOff" and actual == "PoweredOn":
-            soft = vm.get("spec", {}).get("powerOffMode", "Hard") in ("Soft", "TrySoft")
-            await self.hypervisor.power_off(_key(vm), soft=soft)
-            await asyncio.sleep(cfg.power_delay)
-            conditions = set_condition(conditions, "Ready", False, "PoweredOff", "the VM is powered off", _now())
-            await self._patch_status(
-                self.vms, vm, {"powerState": "PoweredOff", "network": None, "conditions": conditions}
-            )
-            return None
-        if desired == "PoweredOn":
-            await self._report_guest_bootstrap(vm, conditions)
-        return None
+    async def _power_on(
+        self, vm: Body, status: Body, conditions: list[Condition], user_data: str | None
+    ) -> float | None:
+        """Also after a simulator restart: the guest boots again, with the address it had."""
+        await asyncio.sleep(self.config.power_delay)
+        address = status.get("network", {}).get("primaryIP4") or self.vm_addresses.allocate(_key(vm))
+        await self.hypervisor.power_on(_key(vm), vm["metadata"]["name"], address, user_data)
+        waiting = "powered on, waiting for the guest's address"
+        conditions = set_condition(conditions, "Ready", False, "WaitingForNetwork", waiting, _now())
+        await self._patch_status(self.vms, vm, {"powerState": "PoweredOn", "conditions": conditions})
+        # A guest booted again after a simulator restart changes nothing in the status, so no event comes
+        # to step on: go on at once (to hand out an address if it had none).
+        return 0.0 if status.get("powerState") == "PoweredOn" and conditions == status.get("conditions") else None
+
+    async def _give_address(self, vm: Body, conditions: list[Condition]) -> None:
+        await asyncio.sleep(self.config.ip_delay)
+        ip = self.vm_addresses.allocate(_key(vm))
+        conditions = set_condition(conditions, "GuestCustomization", True, "True", "", _now())
+        conditions = set_condition(conditions, "Ready", True, "True", "", _now())
+        prefix = self.vm_addresses.network.prefixlen
+        interface = {"name": "eth0", "ip": {"addresses": [{"address": f"{ip}/{prefix}"}]}}
+        network = {"primaryIP4": ip, "interfaces": [interface]}
+        await self._patch_status(self.vms, vm, {"network": network, "conditions": conditions})
+
+    async def _power_off(self, vm: Body, conditions: list[Condition]) -> None:
+        soft = vm.get("spec", {}).get("powerOffMode", "Hard") in ("Soft", "TrySoft")
+        await self.hypervisor.power_off(_key(vm), soft=soft)
+        await asyncio.sleep(self.config.power_delay)
+        conditions = set_condition(conditions, "Ready", False, "PoweredOff", "the VM is powered off", _now())
+        await self._patch_status(self.vms, vm, {"powerState": "PoweredOff", "network": None, "conditions": conditions})
 
     async def _report_guest_bootstrap(self, vm: Body, conditions: list[Condition]) -> None:
         value = self.hypervisor.guest_info(_key(vm)).get(BOOTSTRAP_CONDITION_KEY)
         if value is None:
             return
         ok, reason, message = bootstrap_condition(value)
-        conditions = set_condition(conditions, GUEST_BOOTSTRAP, ok, reason, message, _now())
+        conditions = set_condition(conditions, GUEST_BOOTSTRAP_CONDITION, ok, reason, message, _now())
         if conditions != (vm.get("status") or {}).get("conditions"):
             await self._patch_status(self.vms, vm, {"conditions": conditions})
 
@@ -451,11 +435,11 @@ def registry_for(simulator: Simulator) -> kopf.OperatorRegistry:
         settings.watching.server_timeout = 300
         await simulator.recover()
 
-    @kopf.on.event(r.VMOP_GROUP, version, "virtualmachines", registry=registry)
+    @kopf.on.event(VMOP_GROUP, version, "virtualmachines", registry=registry)
     async def vm_event(event: kopf.RawEvent, **_: Any) -> None:
         simulator.observe("vm", event.get("type"), dict(event["object"]))
 
-    @kopf.on.event(r.VMOP_GROUP, version, "virtualmachineservices", registry=registry)
+    @kopf.on.event(VMOP_GROUP, version, "virtualmachineservices", registry=registry)
     async def service_event(event: kopf.RawEvent, **_: Any) -> None:
         simulator.observe("service", event.get("type"), dict(event["object"]))
 

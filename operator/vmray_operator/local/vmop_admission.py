@@ -15,12 +15,9 @@ so its updates (the first brings the defaults) are held to the rules of every wr
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
-from vmray_operator.kube.resources import VMOP_GROUP
+from vmray_operator.api.contract import VMOP_GROUP, Body
 from vmray_operator.local.vmop_defaults import CREATED_AT_SCHEMA_VERSION
-
-Body = dict[str, Any]
 
 NAME_PREFIX = "vmray-local.vmoperator"
 NOT_DELETING = "!has(object.metadata.deletionTimestamp)"

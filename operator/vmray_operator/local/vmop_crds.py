@@ -22,18 +22,15 @@ from __future__ import annotations
 import copy
 import functools
 from pathlib import Path
-from typing import Any
 
 import yaml
 
+from vmray_operator.api.contract import SUPPORTED_VMOP_VERSIONS, VMOP_GROUP, Body
 from vmray_operator.kube import resources as r
 from vmray_operator.kube.client import Kube
-from vmray_operator.kube.discovery import SUPPORTED_VMOP_VERSIONS
 from vmray_operator.local.tools import cache_dir
 
-Body = dict[str, Any]
-
-GROUP = r.VMOP_GROUP
+GROUP = VMOP_GROUP
 SUPPORTED_VERSIONS = SUPPORTED_VMOP_VERSIONS  # what the local cloud serves: what the operator can speak
 PLURALS = (
     "virtualmachines",

@@ -13,13 +13,12 @@ Each field is written only at the versions whose schema has it (the simulator wr
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
-Body = dict[str, Any]
+from vmray_operator.api.contract import VMOP_GROUP, Body
 
-CREATED_AT_BUILD_VERSION = "vmoperator.vmware.com/created-at-build-version"
-CREATED_AT_SCHEMA_VERSION = "vmoperator.vmware.com/created-at-schema-version"
-NO_DEFAULT_NIC = "vmoperator.vmware.com/no-default-nic"
+CREATED_AT_BUILD_VERSION = f"{VMOP_GROUP}/created-at-build-version"
+CREATED_AT_SCHEMA_VERSION = f"{VMOP_GROUP}/created-at-schema-version"
+NO_DEFAULT_NIC = f"{VMOP_GROUP}/no-default-nic"
 BUILD_VERSION = "vmray-local-simulator"
 DEFAULT_INTERFACE = "eth0"
 # The default network of a Supervisor networked by a vSphere Distributed Switch (VM Operator's "VDS" provider):

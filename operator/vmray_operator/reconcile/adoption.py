@@ -6,12 +6,11 @@ One merge patch carrying metadata.resourceVersion, so it only applies to the obj
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
+from vmray_operator.api import contract
+from vmray_operator.api.contract import Body
 from vmray_operator.api.models import VMRayClusterSpec
 from vmray_operator.render import names
-
-Body = dict[str, Any]
 
 
 def missing_floor(spec: VMRayClusterSpec, cluster: str, suffix: Callable[[], str]) -> dict[str, str]:
@@ -44,11 +43,11 @@ def adoption_patch(body: Body, spec: VMRayClusterSpec, suffix: Callable[[], str]
     patch_meta: Body = {}
     patch: Body = {}
     finalizers = list(meta.get("finalizers") or [])
-    if names.FINALIZER not in finalizers:
-        patch_meta["finalizers"] = [*finalizers, names.FINALIZER]
-    is_new = names.HEAD_NOUNCE_LABEL not in labels
+    if contract.FINALIZER not in finalizers:
+        patch_meta["finalizers"] = [*finalizers, contract.FINALIZER]
+    is_new = contract.HEAD_NOUNCE_LABEL not in labels
     if is_new:
-        patch_meta["labels"] = {names.HEAD_NOUNCE_LABEL: suffix()}
+        patch_meta["labels"] = {contract.HEAD_NOUNCE_LABEL: suffix()}
     if is_new or not spec.autoscaling.enabled:
         added = missing_floor(spec, meta["name"], suffix)
         if added:

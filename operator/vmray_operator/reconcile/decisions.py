@@ -6,6 +6,7 @@ actions out and writes the status the decision's problems and rollout describe."
 
 from __future__ import annotations
 
+import datetime
 from dataclasses import dataclass, field
 
 from vmray_operator.reconcile.observed import Observed
@@ -14,6 +15,7 @@ from vmray_operator.reconcile.rollout import NodeReadiness, Rollout, rollout
 from vmray_operator.render.api_server import api_server_problem
 from vmray_operator.render.context import ClusterContext
 from vmray_operator.render.desired import DesiredState, desired_state
+from vmray_operator.timestamps import parse
 
 
 @dataclass(frozen=True)
@@ -59,3 +61,9 @@ def decide(
         desired,
         rollout(desired, observed, readiness),
     )
+
+
+def overdue(deleted_at: str, now: datetime.datetime, timeout: float) -> bool:
+    """Whether a deletion started at deleted_at (its deletionTimestamp) has waited longer than timeout seconds:
+    then the VMs still there are reported as stuck."""
+    return (now - parse(deleted_at)).total_seconds() > timeout

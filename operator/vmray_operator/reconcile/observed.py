@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import base64
 import binascii
+import ipaddress
 from dataclasses import dataclass, field
 from typing import Any
 
+from vmray_operator.api import contract
+from vmray_operator.api.contract import GUEST_BOOTSTRAP_CONDITION, VM_PREREQUISITE_CONDITIONS, Body
 from vmray_operator.render import names
-
-Body = dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -33,29 +34,41 @@ class Observed:
 
 def role(body: Body) -> str | None:
     labels: dict[str, str] = body.get("metadata", {}).get("labels") or {}
-    return labels.get(names.LABEL_ROLE)
+    return labels.get(contract.LABEL_ROLE)
 
 
 def is_deleting(body: Body) -> bool:
     return bool(body.get("metadata", {}).get("deletionTimestamp"))
 
 
+def ipv4(value: Any) -> str | None:
+    """value, when it is an IPv4 address (in its usual form); None for anything else. An address VM Operator
+    reports goes into workers' start scripts, certificates and the status Ray's provider reads."""
+    if not isinstance(value, str):
+        return None
+    try:
+        return str(ipaddress.IPv4Address(value))
+    except ValueError:
+        return None
+
+
 def load_balancer_ip(service: Body | None) -> str | None:
+    """The head service's external IPv4 address, as VM Operator reports it; None until it has a valid one."""
     status = (service or {}).get("status")
     balancer = status.get("loadBalancer") if isinstance(status, dict) else None
     ingress = balancer.get("ingress") if isinstance(balancer, dict) else None
     for entry in ingress if isinstance(ingress, list) else []:
-        if isinstance(entry, dict) and isinstance(entry.get("ip"), str) and entry["ip"]:
-            return str(entry["ip"])
+        address = ipv4(entry.get("ip")) if isinstance(entry, dict) else None
+        if address:
+            return address
     return None
 
 
 def vm_address(vm: Body) -> str | None:
-    """The VM's primary IPv4 address as VM Operator reports it; anything but a non-empty string is absent."""
+    """The VM's primary IPv4 address as VM Operator reports it; anything but an IPv4 address is absent."""
     status = vm.get("status")
     network = status.get("network") if isinstance(status, dict) else None
-    address = network.get("primaryIP4") if isinstance(network, dict) else None
-    return address if isinstance(address, str) and address else None
+    return ipv4(network.get("primaryIP4")) if isinstance(network, dict) else None
 
 
 def controlled_by(body: Body, uid: str) -> bool:
@@ -84,28 +97,30 @@ def issued_token(secret: Body | None) -> str | None:
     return secret_value(secret, "token")
 
 
-# VM status conditions that, False, say the VM cannot come up as it is: VM Operator's prerequisites, and what the
-# guest reports of its own bootstrap (guestinfo.vmservice.bootstrap.condition, shown as GuestBootstrap).
-FAILURE_CONDITIONS = (
-    "VirtualMachineClassReady",
-    "VirtualMachineImageReady",
-    "VirtualMachineStorageReady",
-    "VirtualMachineBootstrapReady",
-    "GuestBootstrap",
-)
+# What a VM's condition may bring into the cluster's status: the guest writes its own (GuestBootstrap).
+CONDITION_MESSAGE_LIMIT = 300
 
 
-def failure(vm: Body) -> tuple[str, str] | None:
-    """(reason, message) of the first of FAILURE_CONDITIONS that is False on the VM; None when none is. Values of
-    the wrong type are read as absent."""
+def find_condition(vm: Body, type_: str) -> dict[str, Any] | None:
+    """The VM's status condition of that type; values of the wrong type are read as absent."""
     status = vm.get("status")
     conditions = status.get("conditions") if isinstance(status, dict) else None
-    for type_ in FAILURE_CONDITIONS:
-        for condition in conditions if isinstance(conditions, list) else []:
-            if isinstance(condition, dict) and condition.get("type") == type_ and condition.get("status") == "False":
-                reason, message = condition.get("reason"), condition.get("message")
-                return (
-                    reason if isinstance(reason, str) and reason else type_,
-                    message if isinstance(message, str) and message else type_,
-                )
+    for condition in conditions if isinstance(conditions, list) else []:
+        if isinstance(condition, dict) and condition.get("type") == type_:
+            return condition
+    return None
+
+
+def failure(vm: Body) -> tuple[str, str, str] | None:
+    """(reason, message, condition type) of the first VM condition that is False and says the VM cannot come up
+    as it is: VM Operator's prerequisites, then what the guest reported of its bootstrap; None when none is."""
+    for type_ in (*VM_PREREQUISITE_CONDITIONS, GUEST_BOOTSTRAP_CONDITION):
+        condition = find_condition(vm, type_)
+        if condition is not None and condition.get("status") == "False":
+            reason, message = condition.get("reason"), condition.get("message")
+            return (
+                reason if isinstance(reason, str) and reason else type_,
+                message[:CONDITION_MESSAGE_LIMIT] if isinstance(message, str) and message else type_,
+                type_,
+            )
     return None

@@ -7,12 +7,14 @@ import enum
 from dataclasses import dataclass
 from typing import Any
 
-from vmray_operator.reconcile.observed import Body, Observed, is_deleting, role
+from vmray_operator.api.contract import ANNOTATION_DRAIN_STARTED, Body
+from vmray_operator.reconcile.observed import Observed, is_deleting, role
 from vmray_operator.reconcile.rollout import VM_LEVEL, NodeReadiness, rollout
 from vmray_operator.render.desired import DesiredState
 from vmray_operator.render.identity import SERVICE_ACCOUNT_TOKEN_TYPE
-from vmray_operator.render.names import ANNOTATION_DRAIN_STARTED, ROLE_AUTH, ROLE_TLS
+from vmray_operator.render.names import ROLE_AUTH, ROLE_TLS
 from vmray_operator.render.objects import USER_DATA_KEY
+from vmray_operator.timestamps import parse, rfc3339
 
 
 class Kind(enum.Enum):
@@ -159,10 +161,6 @@ class Drain:
     timeout: float
 
 
-def _timestamp(moment: datetime.datetime) -> str:
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def retire(vm: Body, reason: str, drain: Drain) -> list[Action]:
     """The next step of taking one VM away."""
     meta, name = vm["metadata"], vm["metadata"]["name"]
@@ -172,13 +170,13 @@ def retire(vm: Body, reason: str, drain: Drain) -> list[Action]:
     started = (meta.get("annotations") or {}).get(ANNOTATION_DRAIN_STARTED)
     overdue = False
     if started:
-        since = datetime.datetime.fromisoformat(started.replace("Z", "+00:00"))
+        since = parse(started)
         overdue = (drain.now - since).total_seconds() > drain.timeout
     if power != "PoweredOn" or overdue:
         return [Delete(Kind.VM, name, _uid(vm), reason)]
     if (vm.get("spec") or {}).get("powerState") != "PoweredOff":
         patch = {
-            "metadata": {"annotations": {ANNOTATION_DRAIN_STARTED: _timestamp(drain.now)}},
+            "metadata": {"annotations": {ANNOTATION_DRAIN_STARTED: rfc3339(drain.now)}},
             "spec": {"powerState": "PoweredOff"},
         }
         return [Update(Kind.VM, name, patch)]

@@ -26,9 +26,10 @@ import datetime
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from vmray_operator.reconcile.observed import Body, Observed, failure, is_deleting, vm_address
+from vmray_operator.api.contract import ANNOTATION_RAY_IMAGE, ANNOTATION_ROLLOUT_HASH, Body
+from vmray_operator.reconcile.observed import Observed, failure, is_deleting, vm_address
 from vmray_operator.render.desired import DesiredState
-from vmray_operator.render.names import ANNOTATION_RAY_IMAGE, ANNOTATION_ROLLOUT_HASH
+from vmray_operator.timestamps import parse
 
 # The VM fields outdatedness is explained by, when they differ (otherwise it is the bootstrap).
 _EXPLAINED = (("className", "VM class"), ("imageName", "VM image"), ("storageClass", "storage class"))
@@ -144,7 +145,7 @@ def _stall(vm: Body, readiness: NodeReadiness) -> str | None:
     created = vm.get("metadata", {}).get("creationTimestamp")
     if readiness.now is None or not isinstance(created, str):
         return None
-    since = datetime.datetime.fromisoformat(created.replace("Z", "+00:00"))
+    since = parse(created)
     if (readiness.now - since).total_seconds() <= readiness.timeout:
         return None
     missing = "joined Ray" if vm_address(vm) and readiness.alive_ips is not None else "got an address"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from vmray_operator.api import contract
 from vmray_operator.api.models import VMRayClusterSpec
 from vmray_operator.render import names
 
@@ -29,6 +30,6 @@ def nounce_problem(cluster: str, nounce: str) -> str | None:
     if 1 <= len(nounce) <= room and all(c in names.SUFFIX_ALPHABET for c in nounce):
         return None
     return (
-        f"metadata.labels[{names.HEAD_NOUNCE_LABEL}]: {nounce!r} must be 1 to {room} lower-case letters or digits "
+        f"metadata.labels[{contract.HEAD_NOUNCE_LABEL}]: {nounce!r} must be 1 to {room} lower-case letters or digits "
         "(the head VM's name ends with it)"
     )

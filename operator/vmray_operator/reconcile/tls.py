@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from vmray_operator.reconcile.observed import Body, Observed, is_deleting, load_balancer_ip, secret_value, vm_address
+from vmray_operator.api.contract import Body
+from vmray_operator.reconcile.observed import Observed, is_deleting, load_balancer_ip, secret_value, vm_address
 from vmray_operator.render import tls
 
 

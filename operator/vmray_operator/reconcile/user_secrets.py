@@ -12,13 +12,12 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from vmray_operator.api import contract
+from vmray_operator.api.contract import Body
 from vmray_operator.api.models import PASSWORD_HASH, VMRayClusterSpec
-from vmray_operator.reconcile.observed import Body, secret_value
-from vmray_operator.render import names
+from vmray_operator.reconcile.observed import secret_value
 from vmray_operator.render.identity import SERVICE_ACCOUNT_TOKEN_TYPE
 from vmray_operator.render.registry import RegistryCredentials
-
-VMRAY_API_GROUP = "vmray.broadcom.com/"
 
 
 @dataclass(frozen=True)
@@ -47,10 +46,10 @@ def forbidden_reason(secret: Body) -> str | None:
     if secret.get("type") == SERVICE_ACCOUNT_TOKEN_TYPE:
         return "it holds a ServiceAccount token"
     meta = secret.get("metadata") or {}
-    if (meta.get("labels") or {}).get(names.LABEL_MANAGED_BY) == names.MANAGER:
+    if (meta.get("labels") or {}).get(contract.LABEL_MANAGED_BY) == contract.MANAGER:
         return "the operator keeps it for a cluster"
     for owner in meta.get("ownerReferences") or []:
-        if isinstance(owner, dict) and str(owner.get("apiVersion", "")).startswith(VMRAY_API_GROUP):
+        if isinstance(owner, dict) and str(owner.get("apiVersion", "")).startswith(f"{contract.GROUP}/"):
             return "the operator keeps it for a cluster"
     return None
 

@@ -11,19 +11,19 @@ from typing import Any
 
 import yaml
 
+from vmray_operator.api.contract import Body
 from vmray_operator.render import names
 from vmray_operator.render.context import ClusterContext
 from vmray_operator.render.guest_paths import (
     API_SERVER_CA,
     AUTOSCALER_CONFIG,
-    AUTOSCALER_CONFIG_SYNC,
     LIVE_AUTOSCALER_CONFIG,
 )
-from vmray_operator.render.guest_programs import api_command, program_text
-from vmray_operator.render.objects import Body, metadata
+from vmray_operator.render.guest_programs import agent_command
+from vmray_operator.render.objects import metadata
 from vmray_operator.render.resources import ray_resources
 
-CONFIG_KEY = "autoscaler.yaml"  # the key the head's config sync reads (guest/autoscaler_config_sync.py)
+CONFIG_KEY = "autoscaler.yaml"  # the key the head's config sync reads (guest/node_agent.py)
 
 
 def autoscaler_config(ctx: ClusterContext) -> dict[str, Any]:
@@ -93,15 +93,7 @@ def config_map(ctx: ClusterContext) -> Body:
     }
 
 
-def config_sync_program() -> str:
-    """The program that keeps the head's config equal to the ConfigMap (it runs on the head VM)."""
-    return program_text("autoscaler_config_sync.py")
-
-
 def config_sync_command(ctx: ClusterContext) -> list[str]:
-    return api_command(
-        ctx,
-        AUTOSCALER_CONFIG_SYNC,
-        before=[f"--initial={AUTOSCALER_CONFIG}", f"--target={LIVE_AUTOSCALER_CONFIG}"],
-        after=[f"--config-map={config_map_name(ctx.name)}"],
-    )
+    """The program that keeps the head's config equal to the ConfigMap (beside Ray on the head)."""
+    arguments = [f"--initial={AUTOSCALER_CONFIG}", f"--target={LIVE_AUTOSCALER_CONFIG}"]
+    return agent_command(ctx, "sync-autoscaler-config", [*arguments, f"--config-map={config_map_name(ctx.name)}"])

@@ -8,19 +8,17 @@ from typing import Any
 
 import yaml
 
-from vmray_operator.render import credentials
-from vmray_operator.render.autoscaler import config_sync_program, config_text, token_env
+from vmray_operator.render.autoscaler import config_text, token_env
 from vmray_operator.render.command_scripts import INITIALIZATION, SETUP, command_script
 from vmray_operator.render.context import ClusterContext
 from vmray_operator.render.guest_paths import (
     API_SERVER_CA,
     AUTOSCALER_CONFIG,
-    AUTOSCALER_CONFIG_SYNC,
     BOOTSTRAP_CONDITION_KEY,
-    CREDENTIALS_FETCH,
     GUEST_DIR,
     INITIALIZATION_OUTCOME,
     INITIALIZE_SCRIPT,
+    NODE_AGENT,
     NODE_SCRIPT,
     NODE_UNIT,
     NODE_UNIT_FILE,
@@ -29,6 +27,7 @@ from vmray_operator.render.guest_paths import (
     STATE_DIR,
     TOKEN_ENV,
 )
+from vmray_operator.render.guest_programs import agent_program
 from vmray_operator.render.names import ROLE_HEAD
 from vmray_operator.render.ray_node import CONTAINER_NAME, NodeRuntime
 from vmray_operator.render.registry import DOCKER_CONFIG_PATH, docker_config
@@ -57,7 +56,6 @@ def _container_command(runtime: NodeRuntime) -> str:
 def _autoscaler_files(ctx: ClusterContext) -> list[dict[str, str]]:
     return [
         {"path": AUTOSCALER_CONFIG, "permissions": "0644", "content": config_text(ctx)},
-        {"path": AUTOSCALER_CONFIG_SYNC, "permissions": "0644", "content": config_sync_program()},
     ]
 
 
@@ -81,15 +79,13 @@ def _node_files(ctx: ClusterContext, runtime: NodeRuntime, live_files: bool) -> 
         files += _autoscaler_files(ctx)
     if ctx.node_uses_token(runtime.role):
         files += _api_access_files(ctx, credentials=live_files)
-    if ctx.fetches_at_boot:
-        files.append({"path": CREDENTIALS_FETCH, "permissions": "0644", "content": credentials.fetch_program()})
+        files.append({"path": NODE_AGENT, "permissions": "0644", "content": agent_program()})
     return files
 
 
-def cloud_config(ctx: ClusterContext, runtime: NodeRuntime, live_files: bool = True) -> dict[str, Any]:
-    common = ctx.spec.common_node_config
+def _login_user(ctx: ClusterContext) -> dict[str, Any]:
     user: dict[str, Any] = {
-        "name": common.vm_user,
+        "name": ctx.spec.common_node_config.vm_user,
         "shell": "/bin/bash",
         "sudo": "ALL=(ALL) NOPASSWD:ALL",
         "groups": ["docker"],
@@ -98,6 +94,11 @@ def cloud_config(ctx: ClusterContext, runtime: NodeRuntime, live_files: bool = T
         user.update({"lock_passwd": False, "hashed_passwd": ctx.vm_password_hash})
     else:
         user["lock_passwd"] = True
+    return user
+
+
+def _run_files(runtime: NodeRuntime) -> list[dict[str, str]]:
+    """The user's commands as scripts, the node script that starts Ray's container and its systemd unit."""
     variables = {
         "runtime": runtime,
         "container": CONTAINER_NAME,
@@ -109,32 +110,42 @@ def cloud_config(ctx: ClusterContext, runtime: NodeRuntime, live_files: bool = T
         "condition_key": BOOTSTRAP_CONDITION_KEY,
         "node_script": NODE_SCRIPT,
     }
-    config: dict[str, Any] = {
-        "users": ["default", user],
-        "write_files": [
-            *_node_files(ctx, runtime, live_files),
-            *_registry_files(ctx),
-            {
-                "path": INITIALIZE_SCRIPT,
-                "permissions": "0755",
-                "content": command_script(INITIALIZATION, runtime.initialization_commands),
-            },
-            {
-                "path": SETUP_SCRIPT,
-                "permissions": "0755",
-                "content": command_script(SETUP, runtime.setup_commands),
-            },
-            {
-                "path": NODE_SCRIPT,
-                "permissions": "0755",
-                "content": templates().get_template("ray-node.sh.j2").render(variables),
-            },
-            {
-                "path": NODE_UNIT_FILE,
-                "permissions": "0644",
-                "content": templates().get_template("vmray-ray.service.j2").render(variables),
-            },
-        ],
+    rendered = templates()
+    return [
+        {
+            "path": INITIALIZE_SCRIPT,
+            "permissions": "0755",
+            "content": command_script(INITIALIZATION, runtime.initialization_commands),
+        },
+        {"path": SETUP_SCRIPT, "permissions": "0755", "content": command_script(SETUP, runtime.setup_commands)},
+        {
+            "path": NODE_SCRIPT,
+            "permissions": "0755",
+            "content": rendered.get_template("ray-node.sh.j2").render(variables),
+        },
+        {
+            "path": NODE_UNIT_FILE,
+            "permissions": "0644",
+            "content": rendered.get_template("vmray-ray.service.j2").render(variables),
+        },
+    ]
+
+
+def _shared_storage(ctx: ClusterContext) -> dict[str, Any]:
+    storage = ctx.spec.common_node_config.shared_storage
+    if storage is None:
+        return {}
+    options = storage.mount_options.split(",") if storage.mount_options else []
+    if "nofail" not in options:
+        options.append("nofail")  # a VM boots even while the file server is away
+    share = f"{storage.nfs_server}:{storage.export_path}"
+    return {"packages": ["nfs-common"], "mounts": [[share, storage.mount_path, "nfs", ",".join(options), "0", "0"]]}
+
+
+def cloud_config(ctx: ClusterContext, runtime: NodeRuntime, live_files: bool = True) -> dict[str, Any]:
+    return {
+        "users": ["default", _login_user(ctx)],
+        "write_files": [*_node_files(ctx, runtime, live_files), *_registry_files(ctx), *_run_files(runtime)],
         "runcmd": [
             *_mount_commands(ctx),
             [INITIALIZE_SCRIPT],
@@ -142,17 +153,8 @@ def cloud_config(ctx: ClusterContext, runtime: NodeRuntime, live_files: bool = T
             ["systemctl", "daemon-reload"],
             ["systemctl", "enable", "--now", NODE_UNIT],
         ],
+        **_shared_storage(ctx),
     }
-    storage = ctx.spec.common_node_config.shared_storage
-    if storage is not None:
-        options = storage.mount_options.split(",") if storage.mount_options else []
-        if "nofail" not in options:
-            options.append("nofail")  # a VM boots even while the file server is away
-        config["packages"] = ["nfs-common"]
-        config["mounts"] = [
-            [f"{storage.nfs_server}:{storage.export_path}", storage.mount_path, "nfs", ",".join(options), "0", "0"]
-        ]
-    return config
 
 
 def _registry_files(ctx: ClusterContext) -> list[dict[str, str]]:

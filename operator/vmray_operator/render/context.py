@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from vmray_operator.api import contract
 from vmray_operator.api.models import VMRayClusterSpec
 from vmray_operator.render.api_server import ApiServerAddress, parse_api_server
 from vmray_operator.render.names import ROLE_HEAD
@@ -86,8 +87,8 @@ class ClusterContext:
 
     def owner_reference(self) -> dict[str, object]:
         return {
-            "apiVersion": "vmray.broadcom.com/v1alpha1",
-            "kind": "VMRayCluster",
+            "apiVersion": contract.API_VERSION,
+            "kind": contract.KIND,
             "name": self.name,
             "uid": self.uid,
             "controller": True,

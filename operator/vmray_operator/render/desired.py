@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from vmray_operator.api.contract import Body
 from vmray_operator.render import identity, names
 from vmray_operator.render.autoscaler import config_map
 from vmray_operator.render.budget import user_data_over_budget
 from vmray_operator.render.cloudinit import rollout_basis, user_data
 from vmray_operator.render.context import ClusterContext
-from vmray_operator.render.objects import Body, bootstrap_secret, head_service, virtual_machine
+from vmray_operator.render.objects import bootstrap_secret, head_service, virtual_machine
 from vmray_operator.render.ray_auth import auth_secret
 from vmray_operator.render.ray_node import node_runtime
 

@@ -17,11 +17,10 @@ BOOTSTRAP_CONDITION_KEY = "guestinfo.vmservice.bootstrap.condition"
 AUTOSCALER_CONFIG = f"{GUEST_DIR}/autoscaler.yaml"
 TOKEN_ENV = f"{GUEST_DIR}/token.env"  # the cluster ServiceAccount token: mode 0600, never on a command line
 API_SERVER_CA = f"{GUEST_DIR}/api-server-ca.crt"
-AUTOSCALER_CONFIG_SYNC = f"{GUEST_DIR}/autoscaler_config_sync.py"  # vmray_operator.guest.autoscaler_config_sync
 # The config Ray's autoscaler reads, kept equal to the cluster's ConfigMap; under /tmp/ray, the one
 # directory of the container that is the node's own and writable.
 LIVE_AUTOSCALER_CONFIG = "/tmp/ray/vmray-autoscaler.yaml"
-CREDENTIALS_FETCH = f"{GUEST_DIR}/fetch_credentials.py"  # vmray_operator.guest.fetch_credentials
+NODE_AGENT = f"{GUEST_DIR}/node_agent.py"  # vmray_operator.guest.node_agent
 # The node's own certificate, key and the cluster CA, fetched at boot; the node's own writable directory.
 TLS_DIR = "/tmp/ray/tls"
 # The cluster's Ray token, fetched at boot beside the certificate (mode 0600); RAY_AUTH_TOKEN_PATH names it.

@@ -1,5 +1,6 @@
-"""The standard-library programs that run on a node beside Ray (vmray_operator.guest): the text cloud-init
-writes, and the command that starts one against the Supervisor's API as the cluster's ServiceAccount."""
+"""The standard-library program that runs on a node beside Ray (vmray_operator.guest.node_agent): the text
+cloud-init writes, and the command that runs one of its commands against the Supervisor's API as the cluster's
+ServiceAccount."""
 
 from __future__ import annotations
 
@@ -8,23 +9,23 @@ from functools import cache
 from importlib import resources
 
 from vmray_operator.render.context import ClusterContext
-from vmray_operator.render.guest_paths import API_SERVER_CA
+from vmray_operator.render.guest_paths import API_SERVER_CA, NODE_AGENT
 
 
 @cache  # read once: a VM's bootstrap must not change because a file changed under a running operator
-def program_text(file_name: str) -> str:
-    return resources.files("vmray_operator.guest").joinpath(file_name).read_text()
+def agent_program() -> str:
+    return resources.files("vmray_operator.guest").joinpath("node_agent.py").read_text()
 
 
-def api_command(ctx: ClusterContext, path: str, before: Sequence[str] = (), after: Sequence[str] = ()) -> list[str]:
-    """`python3 path`, the program's own arguments around where the API server, its CA and the namespace are
-    given. The program always verifies the API server with that CA: it sends the cluster's token."""
+def agent_command(ctx: ClusterContext, command: str, arguments: Sequence[str]) -> list[str]:
+    """`python3 node_agent.py <command>` against the cluster's API server, which it always verifies with the CA
+    cloud-init wrote (it sends the cluster's token), and the command's own arguments."""
     return [
         "python3",
-        path,
-        *before,
+        NODE_AGENT,
+        command,
         f"--api-server={ctx.api_server.authority}",
         f"--ca-cert={API_SERVER_CA}",
         f"--namespace={ctx.namespace}",
-        *after,
+        *arguments,
     ]

@@ -11,23 +11,19 @@ from __future__ import annotations
 
 from typing import Any
 
+from vmray_operator.api import contract
+from vmray_operator.api.contract import Body
 from vmray_operator.render import names
 from vmray_operator.render.autoscaler import config_map_name
 from vmray_operator.render.context import ClusterContext
-from vmray_operator.render.objects import Body, metadata
-from vmray_operator.render.ray_auth import auth_secret_name
-from vmray_operator.render.tls import certificates_secret_name
+from vmray_operator.render.names import ClusterSecret
+from vmray_operator.render.objects import metadata
 
-TOKEN_KEY = "token"
 SERVICE_ACCOUNT_TOKEN_TYPE = "kubernetes.io/service-account-token"
 
 
 def service_account_name(cluster: str) -> str:
     return f"{cluster}-autoscaler"
-
-
-def token_secret_name(cluster: str) -> str:
-    return f"{cluster}-autoscaler-token"
 
 
 def _labels(ctx: ClusterContext) -> dict[str, str]:
@@ -52,8 +48,8 @@ def role(ctx: ClusterContext) -> Body:
     if ctx.runs_autoscaler:
         rules += _autoscaler_rules(ctx)
     # What each node fetches at boot: its certificate, and Ray's token (never the CA's key, never the client's).
-    fetched = [certificates_secret_name(ctx.name)] if ctx.spec.enable_tls else []
-    fetched += [auth_secret_name(ctx.name)] if ctx.spec.enable_token_auth else []
+    fetched = [ClusterSecret.CERTIFICATES.of(ctx.name)] if ctx.spec.enable_tls else []
+    fetched += [ClusterSecret.RAY_TOKEN.of(ctx.name)] if ctx.spec.enable_token_auth else []
     if fetched:
         rules.append({"apiGroups": [""], "resources": ["secrets"], "resourceNames": fetched, "verbs": ["get"]})
     return {
@@ -67,13 +63,13 @@ def role(ctx: ClusterContext) -> Body:
 def _autoscaler_rules(ctx: ClusterContext) -> list[dict[str, Any]]:
     return [
         {
-            "apiGroups": ["vmray.broadcom.com"],
-            "resources": ["vmrayclusters"],
+            "apiGroups": [contract.GROUP],
+            "resources": [contract.PLURAL],
             "resourceNames": [ctx.name],
             "verbs": ["get", "patch"],
         },
         {
-            "apiGroups": ["vmoperator.vmware.com"],
+            "apiGroups": [contract.VMOP_GROUP],
             "resources": ["virtualmachineservices"],
             "resourceNames": [names.head_vm_name(ctx.name, ctx.nounce)],
             "verbs": ["get"],
@@ -105,5 +101,5 @@ def token_secret(ctx: ClusterContext) -> Body:
         "apiVersion": "v1",
         "kind": "Secret",
         "type": SERVICE_ACCOUNT_TOKEN_TYPE,
-        "metadata": metadata(ctx, token_secret_name(ctx.name), _labels(ctx), annotations=annotations),
+        "metadata": metadata(ctx, ClusterSecret.SA_TOKEN.of(ctx.name), _labels(ctx), annotations=annotations),
     }

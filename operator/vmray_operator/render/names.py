@@ -1,21 +1,11 @@
-"""Names, labels and annotations of everything the operator creates."""
+"""Names and labels of everything the operator creates (the label keys themselves are the API contract's)."""
 
 from __future__ import annotations
 
+import enum
 import hashlib
 
-LABEL_CLUSTER = "vmray.broadcom.com/cluster"
-LABEL_ROLE = "vmray.broadcom.com/role"
-LABEL_NODE_TYPE = "vmray.broadcom.com/node-type"
-LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
-MANAGER = "vmray-operator"
-HEAD_NOUNCE_LABEL = "vmray.kubernetes.io/head-nounce"  # read by Ray's vSphere autoscaler
-CREATED_BY_LABEL = "vmray.io/created-by"  # "ray-cli" on clusters made by `ray up`
-FINALIZER = "vmray.broadcom.com/finalizer"
-# A hash of everything of a VM that VM Operator cannot change in place: another value makes the VM outdated.
-ANNOTATION_ROLLOUT_HASH = "vmray.broadcom.com/rollout-hash"
-ANNOTATION_RAY_IMAGE = "vmray.broadcom.com/ray-image"  # the image the VM's Ray runs in: a change goes head first
-ANNOTATION_DRAIN_STARTED = "vmray.broadcom.com/drain-started"
+from vmray_operator.api.contract import LABEL_CLUSTER, LABEL_MANAGED_BY, LABEL_NODE_TYPE, LABEL_ROLE, MANAGER
 
 ROLE_HEAD = "head"
 ROLE_WORKER = "worker"
@@ -35,12 +25,25 @@ def worker_vm_name(cluster: str, suffix: str) -> str:
     return f"{cluster}-w-{suffix}"
 
 
-def bootstrap_secret_name(cluster: str, role: str, node_type: str) -> str:
-    """One cloud-init Secret per role and node type, `<cluster>-<role>-<digest of the type>`.
+class ClusterSecret(enum.StrEnum):
+    """The Secrets the operator keeps for a cluster, `<cluster>-<suffix>`. Names of two clusters never meet:
+    every Secret name the operator derives is the cluster's name, '-' and a suffix with exactly one '-' in it.
+    Were `<a>-<s>` equal to `<a>-<x>-<t>` for clusters `a` and `a-x`, the suffix s would hold more '-' than t."""
 
-    Names of two clusters never meet: every Secret name the operator derives is the cluster's name, '-' and a
-    suffix with exactly one '-' in it (here the role has none, nor has the digest). Were `<a>-<s>` equal to
-    `<a>-<x>-<t>` for clusters `a` and `a-x`, the suffix s would hold more '-' than t."""
+    CA = "ray-ca"  # Ray's CA: certificate and key, the operator's alone
+    # every node's certificate, by address; not "<cluster>-tls": Ray's vSphere provider tries to create that one
+    CERTIFICATES = "ray-tls"
+    RAY_CLIENT = "ray-client"  # a Ray client's certificate, for people
+    RAY_TOKEN = "ray-auth"  # Ray's token authentication
+    SA_TOKEN = "autoscaler-token"  # the cluster's ServiceAccount token
+
+    def of(self, cluster: str) -> str:
+        return f"{cluster}-{self.value}"
+
+
+def bootstrap_secret_name(cluster: str, role: str, node_type: str) -> str:
+    """One cloud-init Secret per role and node type, `<cluster>-<role>-<digest of the type>`: one '-' in the suffix,
+    as every ClusterSecret's (neither the role nor the digest holds one)."""
     digest = hashlib.sha256(node_type.encode()).hexdigest()[:10]
     return f"{cluster}-{role}-{digest}"
 

@@ -7,11 +7,11 @@ import hashlib
 import json
 from typing import Any
 
+from vmray_operator.api import contract
+from vmray_operator.api.contract import Body, vmop_api_version
 from vmray_operator.render import names
 from vmray_operator.render.context import RAY_CLIENT_PORT, RAY_DASHBOARD_PORT, ClusterContext
 
-Body = dict[str, Any]
-VMOP_GROUP = "vmoperator.vmware.com"
 USER_DATA_KEY = "user-data"
 
 
@@ -68,15 +68,15 @@ def virtual_machine(
     if common.network:
         spec["network"] = common.network
     return {
-        "apiVersion": f"{VMOP_GROUP}/{ctx.vmop_api_version}",
+        "apiVersion": vmop_api_version(ctx.vmop_api_version),
         "kind": "VirtualMachine",
         "metadata": metadata(
             ctx,
             name,
             names.labels(ctx.name, role, node_type),
             annotations={
-                names.ANNOTATION_ROLLOUT_HASH: rollout_hash(spec, rollout_basis),
-                names.ANNOTATION_RAY_IMAGE: ctx.spec.ray_docker_image,
+                contract.ANNOTATION_ROLLOUT_HASH: rollout_hash(spec, rollout_basis),
+                contract.ANNOTATION_RAY_IMAGE: ctx.spec.ray_docker_image,
             },
         ),
         "spec": spec,
@@ -88,7 +88,7 @@ def head_service(ctx: ClusterContext, head_vm_name: str) -> Body:
     is where Ray's autoscaler looks for it."""
     port = ctx.spec.head_node.port
     return {
-        "apiVersion": f"{VMOP_GROUP}/{ctx.vmop_api_version}",
+        "apiVersion": vmop_api_version(ctx.vmop_api_version),
         "kind": "VirtualMachineService",
         "metadata": metadata(ctx, head_vm_name, names.labels(ctx.name, names.ROLE_HEAD)),
         "spec": {

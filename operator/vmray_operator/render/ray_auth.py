@@ -7,17 +7,15 @@ only root reads, which RAY_AUTH_TOKEN_PATH names. People read it from the Secret
 
 from __future__ import annotations
 
+from vmray_operator.api.contract import Body
 from vmray_operator.render import names
 from vmray_operator.render.context import ClusterContext
 from vmray_operator.render.guest_paths import AUTH_TOKEN_FILE
-from vmray_operator.render.objects import Body, metadata
+from vmray_operator.render.names import ClusterSecret
+from vmray_operator.render.objects import metadata
 
 TOKEN_KEY = "token"
 TOKEN_BYTES = 32  # as Ray's own `ray get-auth-token --generate`: 256 bits
-
-
-def auth_secret_name(cluster: str) -> str:
-    return f"{cluster}-ray-auth"
 
 
 def auth_secret(ctx: ClusterContext, token: str) -> Body:
@@ -26,7 +24,7 @@ def auth_secret(ctx: ClusterContext, token: str) -> Body:
         "apiVersion": "v1",
         "kind": "Secret",
         "type": "Opaque",
-        "metadata": metadata(ctx, auth_secret_name(ctx.name), names.labels(ctx.name, names.ROLE_AUTH)),
+        "metadata": metadata(ctx, ClusterSecret.RAY_TOKEN.of(ctx.name), names.labels(ctx.name, names.ROLE_AUTH)),
         "stringData": {TOKEN_KEY: token},
     }
 

@@ -8,29 +8,18 @@ token at boot; the CA's private key never leaves the operator."""
 
 from __future__ import annotations
 
+from vmray_operator.api.contract import Body
 from vmray_operator.render import names
 from vmray_operator.render.context import ClusterContext
 from vmray_operator.render.guest_paths import TLS_DIR
-from vmray_operator.render.objects import Body, metadata
+from vmray_operator.render.names import ClusterSecret
+from vmray_operator.render.objects import metadata
 
 CA_CERT_KEY = "ca.crt"
 CA_KEY_KEY = "ca.key"
 # Addresses every node's certificate names: Ray's processes on a node also reach each other over loopback.
 LOCAL_IPS = ("127.0.0.1",)
 LOCAL_NAMES = ("localhost",)
-
-
-def ca_secret_name(cluster: str) -> str:
-    return f"{cluster}-ray-ca"
-
-
-def certificates_secret_name(cluster: str) -> str:
-    # not "<cluster>-tls": Ray's vSphere provider tries to create that one from the head's own certificate
-    return f"{cluster}-ray-tls"
-
-
-def client_secret_name(cluster: str) -> str:
-    return f"{cluster}-ray-client"
 
 
 def cert_key(address: str) -> str:
@@ -57,13 +46,13 @@ def _secret(ctx: ClusterContext, name: str, string_data: dict[str, str]) -> Body
 
 
 def ca_secret(ctx: ClusterContext, cert_pem: str, key_pem: str) -> Body:
-    return _secret(ctx, ca_secret_name(ctx.name), {CA_CERT_KEY: cert_pem, CA_KEY_KEY: key_pem})
+    return _secret(ctx, ClusterSecret.CA.of(ctx.name), {CA_CERT_KEY: cert_pem, CA_KEY_KEY: key_pem})
 
 
 def certificates_secret(ctx: ClusterContext, ca_cert_pem: str) -> Body:
     """The CA's certificate; the caller adds node entries (the first ones at creation, more as VMs get
     addresses)."""
-    return _secret(ctx, certificates_secret_name(ctx.name), {CA_CERT_KEY: ca_cert_pem})
+    return _secret(ctx, ClusterSecret.CERTIFICATES.of(ctx.name), {CA_CERT_KEY: ca_cert_pem})
 
 
 def client_secret(ctx: ClusterContext, ca_cert_pem: str, cert_pem: str, key_pem: str) -> Body:
@@ -71,7 +60,7 @@ def client_secret(ctx: ClusterContext, ca_cert_pem: str, cert_pem: str, key_pem:
     RAY_TLS_SERVER_KEY, RAY_TLS_CA_CERT). The cluster's own token cannot read it (its Role names the certificates
     Secret only)."""
     body = _secret(
-        ctx, client_secret_name(ctx.name), {"tls.crt": cert_pem, "tls.key": key_pem, CA_CERT_KEY: ca_cert_pem}
+        ctx, ClusterSecret.RAY_CLIENT.of(ctx.name), {"tls.crt": cert_pem, "tls.key": key_pem, CA_CERT_KEY: ca_cert_pem}
     )
     body["type"] = "kubernetes.io/tls"
     return body

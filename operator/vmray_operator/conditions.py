@@ -1,4 +1,5 @@
-"""Kubernetes-style conditions (metav1.Condition): set one, find one; pure."""
+"""Kubernetes-style conditions (metav1.Condition) as the API server holds them: find one, set one; pure. Shared by
+the operator and the local cloud (which writes VM Operator's VM conditions)."""
 
 from __future__ import annotations
 
