@@ -122,11 +122,10 @@ async def test_changed_limits_reach_the_head_without_replacing_it(
     try:
 
         async def live_config(max_workers: int) -> bool:
-            return (
-                target.exists()
-                and yaml.safe_load(target.read_text())["available_node_types"]["ray.worker.default"]["max_workers"]
-                == max_workers
-            )
+            # the agent writes the initial config (which has no node types) before the ConfigMap's
+            config = yaml.safe_load(target.read_text()) if target.exists() else {}
+            worker = config.get("available_node_types", {}).get("ray.worker.default", {})
+            return bool(worker.get("max_workers") == max_workers)
 
         await wait_for(lambda: live_config(5), what="the head's config written from the ConfigMap")
         await kube.patch(
