@@ -7,6 +7,7 @@
 #                                    PackageMetadata + Package, the bundle pinned by digest
 #   OUT/values-sample.yaml           sample install values
 #   OUT/prometheus-alerts.yaml       Prometheus alert rules on the operator's metrics (carvel/monitoring/)
+#   OUT/monitoring/                  Grafana dashboards and Prometheus scrape configurations (carvel/monitoring/)
 #   OUT/bundle.digest                the bundle's digest (sha256:...)
 # The digest comes from pushing the bundle to an OCI registry on loopback (crane registry serve) that
 # lives only while this script runs: imgpkg bundles are reproducible, so the same bundle pushed to
@@ -128,7 +129,11 @@ package=$out/vmray-operator-$version.yaml
   --data-value-file "valuesOpenAPI=$work/values-openapi.yaml" >"$package"
 cp "$root/carvel/values-sample.yaml" "$out/values-sample.yaml"
 cp "$root/carvel/monitoring/alerts.yaml" "$out/prometheus-alerts.yaml"
+mkdir -p "$out/monitoring"
+cp "$root"/carvel/monitoring/grafana-*.json "$root/carvel/monitoring/prometheus-scrape.yaml" \
+  "$root/carvel/monitoring/servicemonitor.yaml" "$out/monitoring/"
 say "bundle:  $bundle"
 say "package: $package (upload it in vSphere Client: Workload Management -> Services -> Add New Service)"
 say "values:  $out/values-sample.yaml"
 say "alerts:  $out/prometheus-alerts.yaml (Prometheus rule_files)"
+say "monitoring: $out/monitoring/ (Grafana dashboards to import, Prometheus scrape configurations)"

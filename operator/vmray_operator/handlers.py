@@ -26,6 +26,8 @@ def build_registry(controller: Controller) -> kopf.OperatorRegistry:
         "service_accounts": r.SERVICE_ACCOUNTS,
         "roles": r.ROLES,
         "role_bindings": r.ROLE_BINDINGS,
+        "metrics_services": r.SERVICES,
+        "endpoint_slices": r.ENDPOINT_SLICES,
     }
 
     @kopf.on.login(registry=registry)

@@ -184,6 +184,10 @@ ALLOWED = [
     ("watch", "roles.rbac.authorization.k8s.io", "--all-namespaces"),
     ("create", "events", "--namespace=deploy-ray"),
     ("watch", "customresourcedefinitions.apiextensions.k8s.io", ""),
+    ("create", "services", "--namespace=deploy-ray"),  # each cluster's Ray metrics Service
+    ("watch", "services", "--all-namespaces"),
+    ("patch", "endpointslices.discovery.k8s.io", "--namespace=deploy-ray"),
+    ("watch", "endpointslices.discovery.k8s.io", "--all-namespaces"),
 ]
 # What no cluster needs. Minting tokens above all: a token of any ServiceAccount, in any namespace, would be
 # that account's rights.
@@ -236,6 +240,7 @@ REFUSED = [
     ("deletecollection", "secrets", "--namespace=deploy-ray"),
     ("create", "certificatesigningrequests.certificates.k8s.io", ""),
     ("create", "persistentvolumeclaims", "--namespace=deploy-ray"),
+    ("create", "endpoints", "--namespace=deploy-ray"),  # the metrics addresses are EndpointSlices only
 ]
 
 

@@ -101,9 +101,13 @@ def test_capacity_requirements_state_the_operator_s_default_resources(package_bu
     assert f"limits {limits['cpu']['default']} CPU and {limits['memory']['default']} memory" in capacity
 
 
-def test_the_alert_rules_are_written_beside_the_package(package_build: Build) -> None:
+def test_the_alert_rules_dashboards_and_scrape_configs_are_written_beside_the_package(package_build: Build) -> None:
     written = package_build.out / "prometheus-alerts.yaml"
     assert written.read_text() == ALERTS.read_text()
+    shipped = {p.name for p in (package_build.out / "monitoring").iterdir()}
+    assert shipped == {p.name for p in ALERTS.parent.iterdir() if p.name != ALERTS.name}
+    for name in shipped:
+        assert (package_build.out / "monitoring" / name).read_text() == (ALERTS.parent / name).read_text()
 
 
 def test_package_values_schema_is_the_ytt_schema(package_build: Build) -> None:

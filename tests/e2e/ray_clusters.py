@@ -112,6 +112,24 @@ async def submit_job(access: RayAccess, working_dir: Path, *entrypoint: str) -> 
     )
 
 
+def processes_of(vm_names: set[str]) -> list[int]:
+    """Processes that run as part of one of these VMs (their guest or container environment names the VM)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        for variable in environ:
+            key, _, value = variable.partition(b"=")
+            if key in (b"RAY_CLOUD_INSTANCE_ID", b"VMRAY_GUEST_HOSTNAME") and value.decode() in vm_names:
+                found.append(int(entry.name))
+                break
+    return found
+
+
 # What a gRPC client sends first (RFC 9113 section 3.4): the connection preface and an empty SETTINGS frame.
 HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])
 

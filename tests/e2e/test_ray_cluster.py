@@ -10,12 +10,14 @@ from typing import Any
 
 import aiohttp
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.e2e.ray_clusters import (
     READY_TIMEOUT,
     RayAccess,
     create_cluster,
     grpc_over_tls_answers,
+    processes_of,
     ray_access,
     ray_cluster,
     ray_nodes,
@@ -26,11 +28,13 @@ from tests.e2e.ray_clusters import (
 )
 from tests.support.clusters import cluster_vms, delete_cluster, get_cluster, wait_condition
 from tests.support.waiting import wait_for
+from vmray_operator.api.contract import LABEL_CLUSTER, LABEL_ROLE
 from vmray_operator.controller.runtime import Controller
 from vmray_operator.kube import resources as r
 from vmray_operator.kube.client import Kube
 from vmray_operator.local.network import ip
 from vmray_operator.render import tls
+from vmray_operator.render.monitoring import ROLE_METRICS
 from vmray_operator.render.names import ClusterSecret
 
 DEMO_JOB = Path(__file__).resolve().parents[2] / "operator" / "vmray_operator" / "local" / "demo_job"
@@ -68,24 +72,6 @@ for host, found in ray.get([files.options(scheduling_strategy=strategy(n)).remot
 """
 
 
-def processes_of(vm_names: set[str]) -> list[int]:
-    """Processes that run as part of one of these VMs (their guest or container environment names the VM)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            environ = (entry / "environ").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        for variable in environ:
-            key, _, value = variable.partition(b"=")
-            if key in (b"RAY_CLOUD_INSTANCE_ID", b"VMRAY_GUEST_HOSTNAME") and value.decode() in vm_names:
-                found.append(int(entry.name))
-                break
-    return found
-
-
 async def test_sample_runs_ray_and_status_agrees_with_ray(
     kube: Kube, namespace: str, operator: Controller, tmp_path: Path
 ) -> None:
@@ -94,6 +80,53 @@ async def test_sample_runs_ray_and_status_agrees_with_ray(
         await _check_status_and_job(kube, namespace, cluster)
         await _check_mutual_tls(kube, namespace, cluster, tmp_path)
         await _check_setup_commands_ran_on_every_node(kube, namespace, cluster, tmp_path)
+        await _check_prometheus_finds_every_node_s_ray_metrics(kube, namespace, cluster)
+
+
+# Gauges every Ray node's agent exports (Ray 2.60's reporter agent), labelled with the node's address.
+NODE_METRICS = ("ray_node_cpu_utilization", "ray_node_mem_used")
+
+
+async def _scrape(session: aiohttp.ClientSession, address: str, port: int) -> dict[str, set[str]]:
+    """One Prometheus scrape of a target: the node addresses (label ip) each metric family has samples of."""
+    async with session.get(f"http://{address}:{port}/metrics", timeout=aiohttp.ClientTimeout(total=10)) as response:
+        assert response.status == 200, f"{address}:{port} answered {response.status}"
+        text = await response.text()
+    return {
+        family.name: {s.labels.get("ip", "") for s in family.samples} for family in text_string_to_metric_families(text)
+    }
+
+
+async def _check_prometheus_finds_every_node_s_ray_metrics(kube: Kube, namespace: str, cluster: dict[str, Any]) -> None:
+    """Found only through what the operator publishes, as Prometheus' endpointslice role finds it: the cluster's
+    metrics Service (by its labels), the EndpointSlices of that Service, and the addresses and port they list. A
+    scrape of each returns Ray's node metrics of that very node."""
+    name = cluster["metadata"]["name"]
+    (service,) = await kube.list(r.SERVICES, namespace, f"{LABEL_CLUSTER}={name},{LABEL_ROLE}={ROLE_METRICS}")
+    slices = await kube.list(r.ENDPOINT_SLICES, namespace, f"kubernetes.io/service-name={service['metadata']['name']}")
+    targets = {
+        (address, port["port"])
+        for s in slices
+        for e in s.get("endpoints") or []
+        for address in e["addresses"]
+        for port in s["ports"]
+        if port["name"] == "metrics"
+    }
+    status = cluster["status"]
+    nodes = {status["head_node_status"]["ip"], *(w["ip"] for w in status["current_workers"].values())}
+    assert {address for address, _ in targets} == nodes
+
+    async with aiohttp.ClientSession() as session:
+        for address, port in sorted(targets):
+
+            async def node_metrics(address: str = address, port: int = port) -> dict[str, set[str]] | None:
+                try:  # Ray's agent opens the port, and reports its first values, a little after the node joins
+                    families = await _scrape(session, address, port)
+                except aiohttp.ClientConnectionError:
+                    return None
+                return families if all(address in families.get(m, set()) for m in NODE_METRICS) else None
+
+            await wait_for(node_metrics, timeout=60, interval=2, what=f"Ray's node metrics at {address}:{port}")
 
 
 async def _check_setup_commands_ran_on_every_node(

@@ -255,12 +255,12 @@ async def test_an_unexpected_error_is_logged_once_and_polling_goes_on(
     calls = 0
     real_view = RayDashboard.view
 
-    async def failing_view(self: RayDashboard, dashboard_url: str) -> RayView:
+    async def failing_view(self: RayDashboard, dashboard_url: str, activity: bool = False) -> RayView:
         nonlocal calls
         calls += 1
         if calls <= 20:
             raise KeyError("node_ip")
-        return await real_view(self, dashboard_url)
+        return await real_view(self, dashboard_url, activity)
 
     monkeypatch.setattr(RayDashboard, "view", failing_view)
     changes: list[Key] = []

@@ -53,7 +53,9 @@ def _running(desired: DesiredState) -> Observed:
 
 
 def _draining(vm: dict[str, Any]) -> dict[str, Any]:
+    """As retire() leaves a VM: asked to power off, and when."""
     vm["spec"]["powerState"] = "PoweredOff"
+    vm["metadata"].setdefault("annotations", {})["vmray.broadcom.com/drain-started"] = "2026-01-01T12:00:00Z"
     return vm
 
 

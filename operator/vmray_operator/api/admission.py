@@ -13,12 +13,11 @@ from __future__ import annotations
 
 from typing import Any
 
-import yaml
 from pydantic import BaseModel
 
 from vmray_operator.api import models
 from vmray_operator.api.contract import GROUP, PLURAL, VERSION
-from vmray_operator.api.generated import GENERATED_HEADER
+from vmray_operator.api.generated import generated_yaml
 from vmray_operator.render.identity import service_account_name
 
 POLICY_NAME = "vmray-cluster-token"
@@ -120,4 +119,4 @@ def documents() -> list[dict[str, Any]]:
 
 
 def render() -> str:
-    return GENERATED_HEADER + yaml.safe_dump_all(documents(), sort_keys=False, width=110)
+    return generated_yaml(*documents())

@@ -43,6 +43,13 @@ FINALIZER = f"{GROUP}/finalizer"
 ANNOTATION_ROLLOUT_HASH = f"{GROUP}/rollout-hash"
 ANNOTATION_RAY_IMAGE = f"{GROUP}/ray-image"  # the image the VM's Ray runs in: a change goes head first
 ANNOTATION_DRAIN_STARTED = f"{GROUP}/drain-started"
+# On a cluster the operator suspended itself (Ray was idle): why; a person's suspend carries none.
+ANNOTATION_SUSPENDED_BY = f"{GROUP}/suspended-by"
+SUSPENDED_BY_IDLE = "idle"
+
+# Every Ray node serves its Prometheus metrics here (ray start --metrics-export-port); the operator publishes each
+# node's address with it for Prometheus to find (render/monitoring.py). KubeRay's choice, free on a Ray VM.
+RAY_METRICS_EXPORT_PORT = 8080
 
 # Ray's vSphere provider's view of a VM (status.head_node_status and current_workers[*].vm_status)
 VM_STATUS_INITIALIZED = "initialized"
@@ -61,6 +68,7 @@ class ConditionType(enum.StrEnum):
     WORKERS_READY = "WorkersReady"
     UP_TO_DATE = "UpToDate"  # not part of Ready: a cluster being rolled serves
     TLS = "TLS"  # not part of Ready
+    SUSPENDED = "Suspended"
 
 
 class Reason(enum.StrEnum):
@@ -78,6 +86,14 @@ class Reason(enum.StrEnum):
     DRAINING = "Draining"
     DELETING = "Deleting"
     DELETION_STUCK = "DeletionStuck"
+    WAITING_FOR_JOBS = "WaitingForJobs"  # a deletion waits for Ray's running jobs (deletion_policy)
+    POWERED_OFF = "PoweredOff"
+    # suspension
+    SUSPENDED = "Suspended"  # by spec.suspend
+    IDLE = "IdleTimeout"  # by the operator: Ray was idle for idle_suspend_minutes
+    SUSPENDING = "Suspending"
+    RESUMING = "Resuming"
+    ACTIVE = "Active"
     # what is wrong
     INVALID_SPEC = "InvalidSpec"
     DEPENDENCY_NOT_FOUND = "DependencyNotFound"
@@ -108,6 +124,7 @@ PROGRESS_REASONS = frozenset(
         Reason.WORKERS_PROVISIONING,
         Reason.DRAINING,
         Reason.DELETING,
+        Reason.POWERED_OFF,  # a suspended cluster's head, or one being powered on again
     }
 )
 

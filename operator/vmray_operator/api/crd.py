@@ -7,11 +7,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import yaml
-
 from vmray_operator.api import models
-from vmray_operator.api.contract import GROUP, KIND, PLURAL, VERSION
-from vmray_operator.api.generated import GENERATED_HEADER
+from vmray_operator.api.contract import API_VERSION, GROUP, KIND, PLURAL, VERSION, ConditionType
+from vmray_operator.api.generated import generated_yaml
 from vmray_operator.api.schema import structural
 
 CRD_FILE = f"{GROUP}_{PLURAL}.yaml"
@@ -60,6 +58,12 @@ _SPEC_RULES: list[dict[str, str]] = [
         "fieldPath": ".common_node_config.available_node_types",
     },
     {
+        "rule": f"!has({_TYPES}[self.head_node.node_type].schedule)",
+        "message": "common_node_config.available_node_types: the head's type has no schedule (suspend the cluster "
+        "instead)",
+        "fieldPath": ".common_node_config.available_node_types",
+    },
+    {
         "rule": f"self.autoscaler_desired_workers.all(w, self.autoscaler_desired_workers[w] in {_TYPES})",
         "message": "autoscaler_desired_workers: every value must be a key of common_node_config.available_node_types",
         "fieldPath": ".autoscaler_desired_workers",
@@ -101,14 +105,37 @@ _MIN_MAX_RULE = {
     "fieldPath": ".min_workers",
 }
 
+
+def _column(name: str, type_: str, path: str, description: str, wide: bool = False) -> dict[str, Any]:
+    """A column of `kubectl get`; wide: shown with `-o wide` only."""
+    column: dict[str, Any] = {"name": name, "type": type_, "jsonPath": path, "description": description}
+    return {**column, "priority": 1} if wide else column
+
+
+# What `kubectl get vmraycluster` shows, the story at a glance: the state and, while it is not Ready, why; the
+# workers wanted and running (not "Ready", which reads like the condition); and with -o wide what Ray reports.
 PRINTER_COLUMNS = [
-    {"name": "State", "type": "string", "jsonPath": ".status.cluster_state"},
-    {"name": "Head-IP", "type": "string", "jsonPath": ".status.vm_service_status.ip"},
-    {"name": "Dashboard", "type": "string", "jsonPath": ".status.endpoints.dashboard", "priority": 1},
-    {"name": "Desired", "type": "integer", "jsonPath": ".status.desired_workers"},
-    {"name": "Ready", "type": "integer", "jsonPath": ".status.ready_workers"},
-    {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+    _column("State", "string", ".status.cluster_state", "The cluster's state at a glance."),
+    _column(
+        "Reason",
+        "string",
+        f'.status.conditions[?(@.type=="{ConditionType.READY}")].reason',
+        "The Ready condition's reason: why the cluster is not Ready, or Running.",
+    ),
+    _column("Desired-Workers", "integer", ".status.desired_workers", "Worker VMs wanted."),
+    _column("Available-Workers", "integer", ".status.ready_workers", "Worker VMs running."),
+    _column("Head-IP", "string", ".status.vm_service_status.ip", "The head service's load balancer address."),
+    _column("Age", "date", ".metadata.creationTimestamp", "Since when the cluster exists."),
+    _column("Ray", "string", ".status.ray.version", "Ray version the head runs.", wide=True),
+    _column("CPUs", "number", ".status.ray.cpus", "CPUs of the live Ray nodes.", wide=True),
+    _column("GPUs", "number", ".status.ray.gpus", "GPUs of the live Ray nodes.", wide=True),
+    _column("Dashboard", "string", ".status.endpoints.dashboard", "URL of the Ray dashboard and job API.", wide=True),
 ]
+# What `kubectl explain vmraycluster` says of the fields every Kubernetes object has.
+_OBJECT_FIELDS = {
+    "apiVersion": f"The API group and version of this object: {API_VERSION}.",
+    "kind": f"{KIND}.",
+}  # metadata takes no description: the API server documents it as every object's
 
 
 def spec_schema() -> dict[str, Any]:
@@ -157,8 +184,8 @@ def vmraycluster_crd() -> dict[str, Any]:
                             "required": ["spec"],
                             "x-kubernetes-validations": _ROOT_RULES,
                             "properties": {
-                                "apiVersion": {"type": "string"},
-                                "kind": {"type": "string"},
+                                "apiVersion": {"type": "string", "description": _OBJECT_FIELDS["apiVersion"]},
+                                "kind": {"type": "string", "description": _OBJECT_FIELDS["kind"]},
                                 "metadata": {"type": "object"},
                                 "spec": spec_schema(),
                                 "status": status,
@@ -172,4 +199,4 @@ def vmraycluster_crd() -> dict[str, Any]:
 
 
 def render() -> str:
-    return GENERATED_HEADER + yaml.safe_dump(vmraycluster_crd(), sort_keys=False, width=110)
+    return generated_yaml(vmraycluster_crd())

@@ -8,8 +8,23 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
+
+import yaml
 
 GENERATED_HEADER = "# Generated from operator/vmray_operator/api/models.py by `make generate`; do not edit.\n"
+
+
+class _FullDumper(yaml.SafeDumper):
+    """Writes a value that occurs twice out twice: no anchors and aliases (&id001) for a reader to resolve."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
+def generated_yaml(*documents: Any) -> str:
+    """The text of a generated file: the header, then the documents in their own key order."""
+    return GENERATED_HEADER + yaml.dump_all(documents, Dumper=_FullDumper, sort_keys=False, width=110)
 
 
 def generated_files() -> dict[str, str]:

@@ -85,7 +85,54 @@ class WorkerNode(_Model):
     setup_commands: list[str] = _commands("Shell commands run on every worker VM before Ray starts, in order.")
 
 
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+TIME_OF_DAY = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"
+
+
+class ScheduleWindow(_Model):
+    """A time of the week when the node type's workers may run."""
+
+    days: list[Weekday] = Field(
+        default_factory=lambda: list(WEEKDAYS),
+        min_length=1,
+        max_length=7,
+        description="Days the window opens on (mon, tue, wed, thu, fri, sat, sun); all by default.",
+    )
+    start: str = Field(pattern=TIME_OF_DAY, description="When the window opens, HH:MM in the schedule's time zone.")
+    end: str = Field(
+        pattern=TIME_OF_DAY,
+        description="When it closes, HH:MM; at or before start: the next day (18:00 to 06:00 runs overnight, and "
+        "equal to start a whole day).",
+    )
+
+
+class NodeTypeSchedule(_Model):
+    windows: list[ScheduleWindow] = Field(
+        min_length=1,
+        max_length=14,
+        description="When workers of this type may exist. Outside every window the type's min and max workers are "
+        "0, for Ray's autoscaler and the operator alike.",
+    )
+    time_zone: str = Field(
+        default="UTC",
+        min_length=1,
+        max_length=64,
+        pattern=r"^[A-Za-z0-9_+/-]+$",
+        description="IANA time zone of the windows (for example Europe/Berlin); daylight-saving changes follow it.",
+    )
+    drain_minutes_before_end: int = Field(
+        default=15,
+        ge=0,
+        le=720,
+        description="Minutes before a window closes when its workers are drained (Ray places no new work on them; "
+        "running tasks finish or are retried elsewhere) and taken away; none are added after that.",
+    )
+
+
 class NodeType(_Model):
+    """A kind of VM of the cluster: its VM class, how many of it, and the Ray resources and labels it offers."""
+
     vm_class: str = Field(
         min_length=1,
         max_length=253,
@@ -116,6 +163,11 @@ class NodeType(_Model):
         max_length=32,
         description="Ray node labels (ray start --labels) of nodes of this type.",
         json_schema_extra={"additionalProperties": {"type": "string", "maxLength": 63}},
+    )
+    schedule: NodeTypeSchedule | None = Field(
+        default=None,
+        description="Time windows when workers of this type run (a tier of nodes for nights, say); none: always. "
+        "Not for the head's type.",
     )
 
 
@@ -257,7 +309,50 @@ class Autoscaling(_Model):
     )
 
 
+class DeletionPolicy(_Model):
+    wait_for_jobs: bool = Field(
+        default=False,
+        description="On deletion, wait while Ray reports running or pending jobs (at most max_wait_minutes), then "
+        "take the cluster down.",
+    )
+    max_wait_minutes: int = Field(default=60, ge=1, le=10080, description="Longest a deletion waits for running jobs.")
+
+
+# Where Ray's dashboard reaches Prometheus and Grafana: http(s), no spaces or quotes (they go into an environment).
+HTTP_URL = r"^https?://[^\s\"'\\`$]+$"
+
+
+class Monitoring(_Model):
+    """Where the Ray dashboard's metrics views find Prometheus and Grafana. Every node serves Ray's metrics on a
+    fixed port either way, published for Prometheus in a Service and EndpointSlices named ray-metrics-<cluster>."""
+
+    prometheus_url: str | None = Field(
+        default=None,
+        max_length=2048,
+        pattern=HTTP_URL,
+        description="Prometheus that scrapes this cluster, as the head VM reaches it (RAY_PROMETHEUS_HOST), for "
+        "example http://prometheus.example.com:9090. Changing it replaces the head VM.",
+    )
+    grafana_url: str | None = Field(
+        default=None,
+        max_length=2048,
+        pattern=HTTP_URL,
+        description="Grafana holding Ray's dashboards, as the head VM reaches it (RAY_GRAFANA_HOST). Changing it "
+        "replaces the head VM.",
+    )
+    grafana_iframe_url: str | None = Field(
+        default=None,
+        max_length=2048,
+        pattern=HTTP_URL,
+        description="Grafana as the browsers of the dashboard's users reach it (RAY_GRAFANA_IFRAME_HOST), when that "
+        "differs from grafana_url. Changing it replaces the head VM.",
+    )
+
+
 class VMRayClusterSpec(_Model):
+    """The Ray cluster wanted: its VMs, how Ray runs on them, and who may scale it. Ray's vSphere autoscaler reads
+    and patches it by these names."""
+
     api_server: ApiServer = Field(
         default_factory=ApiServer, description="Where the head's autoscaler reaches Kubernetes."
     )
@@ -287,12 +382,33 @@ class VMRayClusterSpec(_Model):
         "names. Turn it off only for Ray images older than 2.52. Immutable.",
     )
     docker_config: DockerConfig = Field(default_factory=DockerConfig, description="Registry credentials.")
+    monitoring: Monitoring = Field(
+        default_factory=Monitoring, description="Prometheus and Grafana for the Ray dashboard's metrics views."
+    )
+    suspend: bool = Field(
+        default=False,
+        description="True: the workers are drained and removed and the head VM is powered off softly (Ray drains; its "
+        "disk stays), while the load balancer, the cluster's CA, identity and endpoints stay. False again: the head "
+        "boots, Ray starts, the workers come back.",
+    )
+    idle_suspend_minutes: int | None = Field(
+        default=None,
+        ge=1,
+        le=10080,
+        description="Suspend the cluster (set suspend) once Ray has been idle this long: no job running or pending, "
+        "no task running, no actor alive. Unset: never.",
+    )
+    deletion_policy: DeletionPolicy = Field(
+        default_factory=lambda: DeletionPolicy(), description="What deleting the cluster waits for."
+    )
 
 
 VmStatus = Literal["initialized", "running", "failure"]
 
 
 class NodeStatus(_Model):
+    """One VM of the cluster as VM Operator and Ray report it."""
+
     ip: str | None = Field(default=None, description="Primary IPv4 address of the VM.")
     vm_status: VmStatus = Field(
         default="initialized",
@@ -339,18 +455,34 @@ class Endpoints(_Model):
 
 
 class Condition(_Model):
+    """One aspect of the cluster's state, as Kubernetes conditions go: `kubectl wait --for=condition=Ready`."""
+
     type: str = Field(description="Condition type.")
     status: Literal["True", "False", "Unknown"] = Field(description="True, False or Unknown.")
     reason: str = Field(default="", description="One CamelCase word.")
     message: str = Field(default="", description="What is happening, for people.")
-    lastTransitionTime: str | None = Field(default=None, description="When status last changed.")  # noqa: N815
+    lastTransitionTime: str | None = Field(  # noqa: N815
+        default=None, description="When status last changed.", json_schema_extra={"format": "date-time"}
+    )
     observedGeneration: int | None = Field(default=None, description="Generation the condition is about.")  # noqa: N815
 
 
-ClusterState = Literal["pending", "provisioning", "running", "degraded", "failed", "deleting"]
+ClusterState = Literal["pending", "provisioning", "running", "degraded", "failed", "suspended", "deleting"]
+
+
+class TierStatus(_Model):
+    """A scheduled node type now, and its next transition."""
+
+    open: bool = Field(description="Whether the type's window is open (its workers may run).")
+    draining: bool | None = Field(default=None, description="true while its workers are drained before the close.")
+    next_change: str | None = Field(default=None, description="When the window next opens, drains or closes.")
+    next_state: str | None = Field(default=None, description="What happens then: open, draining or closed.")
 
 
 class VMRayClusterStatus(_Model):
+    """What the operator observes of the cluster: its VMs, Ray's own view, how to reach it and its conditions.
+    Written by the operator only."""
+
     cluster_state: ClusterState | None = Field(default=None, description="The cluster's state at a glance.")
     head_node_status: NodeStatus | None = Field(default=None, description="The head VM.")
     current_workers: dict[str, NodeStatus] = Field(
@@ -362,8 +494,17 @@ class VMRayClusterStatus(_Model):
     desired_workers: int | None = Field(default=None, description="Worker VMs wanted.")
     ready_workers: int | None = Field(default=None, description="Worker VMs running.")
     observed_generation: int | None = Field(default=None, description="Spec generation this status describes.")
+    idle_since: str | None = Field(
+        default=None, description="Since when Ray has been idle, with idle_suspend_minutes; absent while busy."
+    )
+    schedules: dict[str, TierStatus] | None = Field(
+        default=None, description="Node types with a schedule: open or closed, and their next transition."
+    )
     conditions: list[Condition] = Field(
         default_factory=list,
-        description="Ready, HeadReady, WorkersReady, RayHealthy, DependenciesReady, SpecValid; and UpToDate, False "
-        "with reason RollingUpdate while outdated VMs are replaced one at a time (it does not affect Ready).",
+        description="Ready, HeadReady, WorkersReady, RayHealthy, DependenciesReady, SpecValid; UpToDate, False "
+        "with reason RollingUpdate while outdated VMs are replaced one at a time (it does not affect Ready); "
+        "Suspended, and TLS.",
+        # one entry per type: server-side apply and strategic merges keep them apart by it
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
     )

@@ -30,6 +30,8 @@ _KEEP = {
     "format",
     "x-kubernetes-validations",
     "x-kubernetes-preserve-unknown-fields",
+    "x-kubernetes-list-type",
+    "x-kubernetes-list-map-keys",
     "nullable",
 }
 _RENAMES = {"const": "enum"}

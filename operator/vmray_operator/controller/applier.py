@@ -78,6 +78,8 @@ class Applier:
             Kind.SERVICE_ACCOUNT: r.SERVICE_ACCOUNTS,
             Kind.ROLE: r.ROLES,
             Kind.ROLE_BINDING: r.ROLE_BINDINGS,
+            Kind.METRICS_SERVICE: r.SERVICES,
+            Kind.ENDPOINT_SLICE: r.ENDPOINT_SLICES,
         }
 
     async def apply(self, cluster: Body, actions: list[Action]) -> Applied:

@@ -26,7 +26,9 @@ def _essence(view: RayView | None) -> object:
     if view is None:
         return None
     nodes = tuple(sorted((n.node_id, n.ip, n.alive, n.is_head) for n in view.nodes))
-    return (view.reachable, view.healthy, view.version, view.error, nodes)
+    # of what Ray does, what a decision reads: whether it is idle, and which jobs run
+    doing = (view.activity.idle, view.activity.active_jobs) if view.activity else None
+    return (view.reachable, view.healthy, view.version, view.error, nodes, doing)
 
 
 class RayProber:
@@ -42,19 +44,20 @@ class RayProber:
         self._steady_interval = steady_interval
         self._timeout = timeout
         self._session: aiohttp.ClientSession | None = None
-        self._targets: dict[Key, tuple[str, str | None]] = {}  # the dashboard's URL and Ray's token, by cluster
+        # the dashboard's URL, Ray's token and whether Ray's activity is wanted, by cluster
+        self._targets: dict[Key, tuple[str, str | None, bool]] = {}
         self._views: dict[Key, RayView] = {}
         self._tasks: dict[Key, asyncio.Task[None]] = {}
 
     def view(self, key: Key) -> RayView | None:
         return self._views.get(key)
 
-    def watch(self, key: Key, dashboard_url: str | None, token: str | None = None) -> None:
+    def watch(self, key: Key, dashboard_url: str | None, token: str | None = None, activity: bool = False) -> None:
         """Starts, moves or stops the poller of a cluster; token: Ray's, for a cluster with token authentication."""
         if dashboard_url is None:
             self.forget(key)
             return
-        target = (dashboard_url, token)
+        target = (dashboard_url, token, activity)
         task = self._tasks.get(key)
         if self._targets.get(key) == target and task is not None and not task.done():
             return
@@ -77,7 +80,7 @@ class RayProber:
             self._session = aiohttp.ClientSession()
         return self._session
 
-    async def _poll(self, key: Key, url: str, token: str | None) -> None:
+    async def _poll(self, key: Key, url: str, token: str | None, activity: bool) -> None:
         dashboard = RayDashboard(self._client_session(), self._timeout, token=token)
         logged: set[str] = set()  # kinds of unexpected errors already logged for this cluster
 
@@ -89,7 +92,7 @@ class RayProber:
 
         while True:
             try:
-                view = await dashboard.view(url)
+                view = await dashboard.view(url, activity)
             except Exception as error:
                 log_once(error)
                 view = unreachable(f"the operator could not probe Ray ({type(error).__name__})")

@@ -62,4 +62,7 @@ def _seen(observed: Observed) -> set[tuple[Kind, str]]:
     seen |= {(Kind.CONFIG_MAP, name) for name in observed.config_maps}
     if observed.service is not None:
         seen.add((Kind.SERVICE, str(observed.service["metadata"]["name"])))
+    if observed.metrics_service is not None:
+        seen.add((Kind.METRICS_SERVICE, str(observed.metrics_service["metadata"]["name"])))
+    seen |= {(Kind.ENDPOINT_SLICE, name) for name in observed.endpoint_slices}
     return seen

@@ -11,7 +11,18 @@ from vmray_operator.reconcile.observed import Observed, controlled_by
 Key = tuple[str, str]
 _IDENTITY_KINDS = {"ServiceAccount": "service_accounts", "Role": "roles", "RoleBinding": "role_bindings"}
 # The indexes the watches fill (handlers.py), each mapping a cluster key to the objects of one kind.
-INDEXES = ("clusters", "vms", "services", "secrets", "config_maps", "service_accounts", "roles", "role_bindings")
+INDEXES = (
+    "clusters",
+    "vms",
+    "services",
+    "secrets",
+    "config_maps",
+    "service_accounts",
+    "roles",
+    "role_bindings",
+    "metrics_services",
+    "endpoint_slices",
+)
 
 
 class Stores(Protocol):
@@ -54,6 +65,8 @@ class IndexStores:
             secrets=_by_name(self._of("secrets", key, uid)),
             config_maps=_by_name(self._of("config_maps", key, uid)),
             identity={kind: _by_name(self._of(index, key, uid)) for kind, index in _IDENTITY_KINDS.items()},
+            metrics_service=next(iter(self._of("metrics_services", key, uid)), None),
+            endpoint_slices=_by_name(self._of("endpoint_slices", key, uid)),
         )
 
     def cluster_keys(self) -> list[Key]:

@@ -38,6 +38,8 @@ DEFAULT_VMOP_VERSION = "v1alpha2"
 VMRAYCLUSTERS = Resource(contract.GROUP, contract.VERSION, contract.PLURAL)
 SECRETS = Resource("", "v1", "secrets")
 CONFIG_MAPS = Resource("", "v1", "configmaps")
+SERVICES = Resource("", "v1", "services")  # a cluster's Ray metrics Service (render/monitoring.py)
+ENDPOINT_SLICES = Resource("discovery.k8s.io", "v1", "endpointslices")  # its nodes' metrics addresses
 NAMESPACES = Resource("", "v1", "namespaces", namespaced=False)
 SERVICE_ACCOUNTS = Resource("", "v1", "serviceaccounts")
 EVENTS = Resource("", "v1", "events")

@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import hashlib
 import logging
+import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -31,6 +32,7 @@ class Hypervisor(Protocol):
     async def power_on(self, key: str, vm_name: str, address: str, user_data: str | None) -> None: ...
     def is_on(self, key: str) -> bool: ...
     async def power_off(self, key: str, soft: bool = False) -> None: ...
+    async def destroy(self, key: str) -> None: ...
     async def expose(self, key: str, address: str, ports: list[tuple[int, int]], target: Target) -> None: ...
     async def unexpose(self, key: str) -> None: ...
     def guest_info(self, key: str) -> dict[str, str]: ...
@@ -61,6 +63,9 @@ class FakeHypervisor:
     async def power_off(self, key: str, soft: bool = False) -> None:
         self._on.discard(key)
 
+    async def destroy(self, key: str) -> None:
+        self._on.discard(key)
+
     async def expose(self, key: str, address: str, ports: list[tuple[int, int]], target: Target) -> None:
         return None
 
@@ -88,8 +93,16 @@ def remove_leftovers(state_dir: Path) -> list[str]:
 class RayHypervisor:
     """Every powered-on VM is a network namespace running what its cloud-init would run."""
 
+    # A soft power-off lasts as long as the guest's shutdown (systemd stops the Ray unit within its TimeoutStopSec),
+    # at most this long; then the VM is stopped hard, as a TrySoft power-off falls back to a hard one.
+    SOFT_POWER_OFF_LIMIT = 300.0
+
     def __init__(
-        self, state_dir: Path, vm_network: str, drain_timeout: float = 45.0, api_server: str | None = None
+        self,
+        state_dir: Path,
+        vm_network: str,
+        drain_timeout: float = SOFT_POWER_OFF_LIMIT,
+        api_server: str | None = None,
     ) -> None:
         self.state_dir = state_dir
         self.network = VmNetwork(instance_tag(state_dir), vm_network)
@@ -97,6 +110,7 @@ class RayHypervisor:
         self.api_server = api_server  # host:port of the API server; VMs reach it on their gateway
         self._api_forwarder: LoadBalancer | None = None
         self._nodes: dict[str, RayNode | None] = {}  # None: a VM without user-data, which runs nothing
+        self._disks: dict[str, Path] = {}  # the disks of the VMs that booted, powered on or not
         self._balancers: dict[str, LoadBalancer] = {}
         self._guest_info_listener: GuestInfoListener | None = None
 
@@ -111,7 +125,7 @@ class RayHypervisor:
     async def stop(self) -> None:
         if self._api_forwarder is not None:
             await self._api_forwarder.stop()
-        await asyncio.gather(*(self.power_off(key) for key in list(self._nodes)), return_exceptions=True)
+        await asyncio.gather(*(self.destroy(key) for key in {*self._nodes, *self._disks}), return_exceptions=True)
         for key in list(self._balancers):
             await self.unexpose(key)
         await self.network.teardown()
@@ -134,7 +148,11 @@ class RayHypervisor:
         tmp = self._guest_tmp_root() / netns.rsplit("-", 1)[-1]
         node = RayNode(vm_name, netns, address, parse_user_data(user_data), home, tmp, lambda: self._guest_set(key))
         self._nodes[key] = node
-        node.start()
+        self._disks[key] = home
+        if node.booted_before:
+            node.boot_again()
+        else:
+            node.start()
 
     def _guest_set(self, key: str) -> None:
         if self._guest_info_listener is not None:
@@ -152,15 +170,22 @@ class RayHypervisor:
 
     async def power_off(self, key: str, soft: bool = False) -> None:
         """soft: the guest shuts down (Ray gets SIGTERM and drains, within drain_timeout); otherwise the
-        VM stops at once, as when vSphere destroys it."""
+        VM stops at once. Its disk stays: powered on again, it boots from it."""
         if key not in self._nodes:
             return
         node = self._nodes.pop(key)
         netns = self.network.namespace_of(key)
         if node is not None and netns is not None:
             await node.stop(lambda: self.network.pids(netns), self.drain_timeout if soft else 0)
-            node.remove_disk()
+            node.clear_tmp()
         await self.network.detach(key)
+
+    async def destroy(self, key: str) -> None:
+        """The VM is deleted: off at once, and its disk gone."""
+        await self.power_off(key)
+        home = self._disks.pop(key, None)
+        if home is not None:
+            shutil.rmtree(home, ignore_errors=True)
 
     async def expose(self, key: str, address: str, ports: list[tuple[int, int]], target: Target) -> None:
         if key in self._balancers:

@@ -39,6 +39,10 @@ def _under(path: str, directory: str) -> bool:
     return path == directory or path.startswith(directory.rstrip("/") + "/")
 
 
+INITIALIZED = "cloud-init.done"  # on the VM's disk: cloud-init ran for this instance
+ENABLED_UNITS = "systemd.enabled"  # on the VM's disk: the units `systemctl enable` enabled, one a line
+
+
 class RayNode:
     GUEST_INFO_POLL = 0.5  # seconds between looks at the guestinfo values the guest set
 
@@ -152,12 +156,33 @@ class RayNode:
 
     # -- cloud-init ---------------------------------------------------------------------------------------
 
+    @property
+    def booted_before(self) -> bool:
+        """Whether this VM's disk holds an instance cloud-init has initialized (it runs once per instance)."""
+        return (self.home / INITIALIZED).exists()
+
     def start(self) -> None:
+        """The first boot: cloud-init writes the files and runs runcmd."""
         for stale in (self.root, self.home / "containers", self.home / "guestinfo"):  # booted from user-data
             shutil.rmtree(stale, ignore_errors=True)
         self.home.mkdir(parents=True, exist_ok=True)
         self.tmp.mkdir(parents=True, exist_ok=True)
+        (self.home / INITIALIZED).write_text("")
         self._tasks.append(asyncio.create_task(self._cloud_init(), name=f"cloud-init-{self.vm_name}"))
+        self._watch()
+
+    def boot_again(self) -> None:
+        """A later boot, after a power-off: cloud-init does not run again; systemd starts the enabled units. The
+        VM's disk is as it was; its /tmp starts empty."""
+        shutil.rmtree(self.home / "containers", ignore_errors=True)  # no container survives a power cycle
+        self.tmp.mkdir(parents=True, exist_ok=True)
+        self._boot = self._boot_script()
+        enabled = self.home / ENABLED_UNITS
+        for name in enabled.read_text().split() if enabled.exists() else []:
+            self._start_unit(name)
+        self._watch()
+
+    def _watch(self) -> None:
         if self.on_guest_info is not None:
             self._tasks.append(asyncio.create_task(self._watch_guest_info(), name=f"guestinfo-{self.vm_name}"))
 
@@ -199,13 +224,19 @@ class RayNode:
     # -- systemd ----------------------------------------------------------------------------------------
 
     def _systemctl(self, args: list[str]) -> None:
-        verb = args[0] if args else ""
+        verb, names = (args[0] if args else ""), [a for a in args[1:] if not a.startswith("-")]
+        if verb == "enable":  # started again at every later boot
+            with (self.home / ENABLED_UNITS).open("a") as enabled:
+                enabled.write("".join(f"{name}\n" for name in names))
         if verb == "start" or (verb == "enable" and "--now" in args):
-            for name in (a for a in args[1:] if not a.startswith("-")):
-                self.unit = parse_unit(self._on_disk(f"{UNIT_DIR}/{name}").read_text())
-                self._tasks.append(asyncio.create_task(self._supervise(name, self.unit), name=f"{name}-{self.vm_name}"))
-        elif verb != "daemon-reload":
+            for name in names:
+                self._start_unit(name)
+        elif verb not in ("daemon-reload", "enable"):
             log.info("%s: systemctl %s: nothing to do in the simulator", self.vm_name, shlex.join(args))
+
+    def _start_unit(self, name: str) -> None:
+        self.unit = parse_unit(self._on_disk(f"{UNIT_DIR}/{name}").read_text())
+        self._tasks.append(asyncio.create_task(self._supervise(name, self.unit), name=f"{name}-{self.vm_name}"))
 
     async def _supervise(self, name: str, unit: ServiceUnit) -> None:
         """systemd's part for a service: ExecStartPre, then ExecStart as its main process; started again after
@@ -280,6 +311,9 @@ class RayNode:
                     process.kill()
                 await process.wait()
 
+    def clear_tmp(self) -> None:
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
     def remove_disk(self) -> None:
         shutil.rmtree(self.home, ignore_errors=True)
-        shutil.rmtree(self.tmp, ignore_errors=True)
+        self.clear_tmp()

@@ -159,7 +159,7 @@ class Simulator:
     async def _forget(self, kind: str, key: str) -> None:
         """The object is gone (its finalizer was removed by someone else): so is its VM or balancer."""
         if kind == "vm":
-            await self.hypervisor.power_off(key)
+            await self.hypervisor.destroy(key)
             self.vm_addresses.release(key)
         else:
             await self.hypervisor.unexpose(key)
@@ -309,7 +309,7 @@ class Simulator:
     async def _release_vm(self, vm: Body) -> None:
         """A deleted VM: off, its address free, the finalizer gone."""
         if VM_FINALIZER in vm["metadata"].get("finalizers", []):
-            await self.hypervisor.power_off(_key(vm))
+            await self.hypervisor.destroy(_key(vm))
             await asyncio.sleep(self.config.delete_delay)
             self.vm_addresses.release(_key(vm))
             await self._remove_finalizer(self.vms, vm, VM_FINALIZER)

@@ -4,13 +4,18 @@ read, and every outcome, whatever the server does, is a RayView (see view.py for
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 
 import aiohttp
 
 from vmray_operator.ray.view import (
+    ACTORS_PATH,
+    JOBS_PATH,
     NODES_PATH,
+    TASKS_PATH,
     VERSION_PATH,
     RayView,
+    activity_from_answers,
     refused,
     unhealthy,
     unreachable,
@@ -72,15 +77,33 @@ class RayDashboard:
     def _too_large(self, path: str) -> RayView:
         return unhealthy(f"{path} answered with more than {self._max_answer_bytes} bytes: too large")
 
-    async def view(self, dashboard_url: str) -> RayView:
+    async def view(self, dashboard_url: str, activity: bool = False) -> RayView:
+        """activity: also what Ray is doing (jobs, tasks, actors), for idle suspension and the deletion guard."""
         try:
-            return await self._view(dashboard_url)
+            view = await self._view(dashboard_url)
+            return await self._with_activity(dashboard_url, view) if activity and view.healthy else view
         except _Answered as answered:
             return answered.view
         except TimeoutError:
             return unreachable(f"no answer within {self._timeout:g} s")
         except (aiohttp.ClientError, OSError) as error:  # refused, reset, closed midway, bad headers
             return unreachable(f"{type(error).__name__}: {error}")
+
+    async def _with_activity(self, dashboard_url: str, view: RayView) -> RayView:
+        paths = (JOBS_PATH, TASKS_PATH, ACTORS_PATH)
+        results = await asyncio.gather(*(self._get(dashboard_url, path) for path in paths), return_exceptions=True)
+        answers: list[tuple[int, bytes]] = []
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+            answers.append(result)
+        for path, (status, body) in zip(paths, answers, strict=True):
+            if status != 200:
+                return dataclasses.replace(view, error=refused(path, status, body).error)
+        found = activity_from_answers(*(body for _, body in answers))
+        if isinstance(found, str):
+            return dataclasses.replace(view, error=found)
+        return dataclasses.replace(view, activity=found)
 
     async def _view(self, dashboard_url: str) -> RayView:
         status, body = await self._get(dashboard_url, HEALTH_PATH)

@@ -12,6 +12,12 @@ from typing import Any
 
 VERSION_PATH = "/api/version"
 NODES_PATH = "/api/v0/nodes"
+JOBS_PATH = "/api/jobs/"
+TASKS_PATH = "/api/v0/tasks/summarize"
+ACTORS_PATH = "/api/v0/actors/summarize"
+ACTIVE_JOB_STATES = frozenset({"PENDING", "RUNNING"})
+DONE_TASK_STATES = frozenset({"FINISHED", "FAILED"})
+LIVE_ACTOR_STATES = frozenset({"ALIVE", "PENDING_CREATION", "RESTARTING", "DEPENDENCIES_UNREADY"})
 ERROR_LENGTH = 300  # errors end up in a condition's message
 MAX_STRING = 253  # a version, node id, address or state; these reach the cluster's status
 
@@ -26,14 +32,28 @@ class RayNodeInfo:
 
 
 @dataclass(frozen=True)
+class RayActivity:
+    """What Ray is doing: its jobs running or pending (by id), tasks not yet finished, actors alive."""
+
+    active_jobs: tuple[str, ...] = ()
+    busy_tasks: int = 0
+    live_actors: int = 0
+
+    @property
+    def idle(self) -> bool:
+        return not self.active_jobs and self.busy_tasks == 0 and self.live_actors == 0
+
+
+@dataclass(frozen=True)
 class RayView:
-    """What Ray itself says: reachable or not, and its nodes."""
+    """What Ray itself says: reachable or not, its nodes, and (when asked) what it is doing."""
 
     reachable: bool
     healthy: bool = False
     version: str | None = None
     nodes: tuple[RayNodeInfo, ...] = ()
     error: str | None = None
+    activity: RayActivity | None = None
 
     def summary(self) -> dict[str, Any]:
         alive = [n for n in self.nodes if n.alive]
@@ -172,3 +192,40 @@ def refused(path: str, status: int, body: bytes) -> RayView:
     if isinstance(answer, dict) and isinstance(answer.get("msg"), str) and answer["msg"]:
         message = f": {answer['msg']}"
     return unhealthy(f"{path} answered HTTP {status}{message}")
+
+
+def _jobs(body: bytes) -> tuple[str, ...]:
+    rows = _json(body)
+    if not isinstance(rows, list):
+        raise _Malformed(f"the answer is {_kind(rows)}, not a list")
+    active = []
+    for index, row in enumerate(rows):
+        job = _object(row, f"job {index}")
+        if _string(job.get("status"), f"job {index} status") in ACTIVE_JOB_STATES:
+            name = job.get("submission_id") or job.get("job_id")
+            active.append(_string(name, f"job {index} submission_id"))
+    return tuple(active)
+
+
+def _summarized(body: bytes, counted: str) -> int:
+    """How many tasks (or actors) of a state API summary are in states that count: `counted` says which (busy
+    tasks, live actors)."""
+    answer = _object(_json(body), "the answer")
+    data = _object(_object(answer.get("data"), "data").get("result"), "data.result")
+    per_node = _object(_object(data.get("result"), "data.result.result").get("node_id_to_summary"), "summary")
+    total = 0
+    for node, summary in per_node.items():
+        for name, entry in _object(_object(summary, node).get("summary", {}), f"{node} summary").items():
+            counts = _object(_object(entry, name).get("state_counts", {}), f"{name} state_counts")
+            for state, count in counts.items():
+                busy = state not in DONE_TASK_STATES if counted == "tasks" else state in LIVE_ACTOR_STATES
+                total += int(_amount(count, f"{name} {state}")) if busy else 0
+    return total
+
+
+def activity_from_answers(jobs_body: bytes, tasks_body: bytes, actors_body: bytes) -> RayActivity | str:
+    """What Ray is doing, from the jobs, task summary and actor summary answers; why not, when one is unreadable."""
+    try:
+        return RayActivity(_jobs(jobs_body), _summarized(tasks_body, "tasks"), _summarized(actors_body, "actors"))
+    except _Malformed as error:
+        return f"unexpected answer about Ray's activity: {error}"[:ERROR_LENGTH]

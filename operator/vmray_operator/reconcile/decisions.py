@@ -9,6 +9,9 @@ from __future__ import annotations
 import datetime
 from dataclasses import dataclass, field
 
+from vmray_operator.api.models import DeletionPolicy
+from vmray_operator.ray.view import RayView
+from vmray_operator.reconcile.metrics_targets import metrics_actions
 from vmray_operator.reconcile.observed import Observed
 from vmray_operator.reconcile.plan import Action, Create, Drain, Kind, plan
 from vmray_operator.reconcile.rollout import NodeReadiness, Rollout, rollout
@@ -57,10 +60,38 @@ def decide(
         return Decision([*problems, *desired.oversized])
     return Decision(
         problems,
-        plan(desired, observed, drain, readiness),
+        plan(desired, observed, drain, readiness) + metrics_actions(desired, observed),
         desired,
         rollout(desired, observed, readiness),
     )
+
+
+# How long a deletion with the guard waits for Ray's first answer before it takes Ray's silence for no jobs.
+FIRST_ANSWER_WAIT = 30.0
+
+
+@dataclass(frozen=True)
+class JobsGuard:
+    """A deletion that waits for Ray's jobs: which run (none known yet: Ray has not answered), until when."""
+
+    jobs: tuple[str, ...]
+    deadline: datetime.datetime
+
+
+def deletion_waits(
+    policy: DeletionPolicy, view: RayView | None, deleted_at: str, now: datetime.datetime
+) -> JobsGuard | None:
+    """Whether a deletion waits for running jobs (deletion_policy.wait_for_jobs), at most max_wait_minutes. A Ray
+    that cannot answer runs nothing it could tell of: the deletion goes on."""
+    started = parse(deleted_at)
+    deadline = started + datetime.timedelta(minutes=policy.max_wait_minutes)
+    if not policy.wait_for_jobs or now >= deadline:
+        return None
+    if view is None:
+        return JobsGuard((), deadline) if (now - started).total_seconds() < FIRST_ANSWER_WAIT else None
+    if not view.healthy or view.activity is None or not view.activity.active_jobs:
+        return None
+    return JobsGuard(view.activity.active_jobs, deadline)
 
 
 def overdue(deleted_at: str, now: datetime.datetime, timeout: float) -> bool:

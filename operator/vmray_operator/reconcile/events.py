@@ -53,17 +53,36 @@ def became_ready(previous: Body, status: Body) -> bool:
     return after.get("status") == "True" and before.get("status") != "True"
 
 
+# A cluster suspended or resumed on purpose: told by the Suspended condition's Event, and no warning.
+_ON_PURPOSE = frozenset({Reason.SUSPENDED, Reason.IDLE})
+
+
+def _suspension_note(before: Body, after: Body) -> EventNote | None:
+    reason, message = str(after.get("reason")), str(after.get("message", ""))
+    if after.get("status") == "True":
+        return EventNote(NORMAL, reason, message)  # Suspended, or IdleTimeout
+    if before.get("status") == "True" and reason == Reason.RESUMING:
+        return EventNote(NORMAL, reason, message)
+    return None
+
+
 def transition_events(previous: Body, status: Body) -> list[EventNote]:
     notes: list[EventNote] = []
-    for type_ in (ConditionType.DEPENDENCIES_READY, ConditionType.READY, ConditionType.UP_TO_DATE):
+    watched = (ConditionType.DEPENDENCIES_READY, ConditionType.READY, ConditionType.UP_TO_DATE, ConditionType.SUSPENDED)
+    for type_ in watched:
         before = find(previous.get("conditions"), type_) or {}
         after = find(status.get("conditions"), type_) or {}
         if (before.get("status"), before.get("reason")) == (after.get("status"), after.get("reason")):
             continue
         reason, message = str(after.get("reason")), str(after.get("message", ""))
-        if type_ is ConditionType.UP_TO_DATE:  # a rolling update is no news; one that stopped is
+        if type_ is ConditionType.SUSPENDED:
+            note = _suspension_note(before, after)
+            notes += [note] if note else []
+        elif type_ is ConditionType.UP_TO_DATE:  # a rolling update is no news; one that stopped is
             if reason == Reason.ROLLOUT_STALLED:
                 notes.append(EventNote(WARNING, reason, message))
+        elif reason in _ON_PURPOSE:
+            continue
         elif after.get("status") == "True":
             if type_ is ConditionType.READY:
                 notes.append(EventNote(NORMAL, ConditionType.READY, message))

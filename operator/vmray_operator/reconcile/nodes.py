@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from vmray_operator.api.contract import (
+    ANNOTATION_DRAIN_STARTED,
     GUEST_BOOTSTRAP_CONDITION,
     VM_CREATED_CONDITION,
     VM_STATUS_FAILURE,
@@ -52,8 +53,16 @@ def _leaving(vm: Body) -> NodeView | None:
     if is_deleting(vm):
         return NodeView(VM_STATUS_INITIALIZED, Reason.DELETING, "the VirtualMachine is being deleted")
     if (vm.get("spec") or {}).get("powerState") == "PoweredOff":
-        return NodeView(VM_STATUS_INITIALIZED, Reason.DRAINING, "powering off softly: Ray drains the node first")
+        if ANNOTATION_DRAIN_STARTED in (vm["metadata"].get("annotations") or {}):
+            return NodeView(VM_STATUS_INITIALIZED, Reason.DRAINING, "powering off softly: Ray drains the node first")
+        message = "powered off: it stays off while the cluster is suspended (its disk stays), else it is powered on"
+        return NodeView(VM_STATUS_INITIALIZED, Reason.POWERED_OFF, message, power_state=_power(vm))
     return None
+
+
+def _power(vm: Body) -> str | None:
+    status = vm.get("status")
+    return _text(status.get("powerState")) if isinstance(status, dict) else None
 
 
 def _vm_ladder(vm: Body, power: str | None, ip: str | None) -> NodeView | None:

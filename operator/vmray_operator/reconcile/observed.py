@@ -21,6 +21,8 @@ class Observed:
     config_maps: dict[str, Body] = field(default_factory=dict)  # the cluster's ConfigMaps by name
     # the cluster's identity: ServiceAccounts, Roles and RoleBindings by kind, then name
     identity: dict[str, dict[str, Body]] = field(default_factory=dict)
+    metrics_service: Body | None = None  # the Service that names the nodes' Ray metrics
+    endpoint_slices: dict[str, Body] = field(default_factory=dict)  # its EndpointSlices by name
 
     def identity_object(self, kind: str, name: str) -> Body | None:
         return self.identity.get(kind, {}).get(name)

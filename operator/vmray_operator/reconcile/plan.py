@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import datetime
 import enum
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
-from vmray_operator.api.contract import ANNOTATION_DRAIN_STARTED, Body
+from vmray_operator.api.contract import ANNOTATION_DRAIN_STARTED, LABEL_NODE_TYPE, Body
 from vmray_operator.reconcile.observed import Observed, is_deleting, role
 from vmray_operator.reconcile.rollout import VM_LEVEL, NodeReadiness, rollout
 from vmray_operator.render.desired import DesiredState
@@ -26,6 +27,8 @@ class Kind(enum.Enum):
     TOKEN_SECRET = "TokenSecret"  # a Secret Kubernetes fills with a ServiceAccount's token
     SERVICE = "VirtualMachineService"
     VM = "VirtualMachine"
+    METRICS_SERVICE = "Service"  # the nodes' Ray metrics for Prometheus (reconcile/metrics_targets.py)
+    ENDPOINT_SLICE = "EndpointSlice"
 
 
 @dataclass(frozen=True)
@@ -159,6 +162,11 @@ class Drain:
 
     now: datetime.datetime
     timeout: float
+    by_type: Mapping[str, float] = field(default_factory=dict)  # a scheduled tier's: its drain lead time
+
+    def timeout_of(self, vm: Body) -> float:
+        node_type = (vm["metadata"].get("labels") or {}).get(LABEL_NODE_TYPE, "")
+        return self.by_type.get(node_type, self.timeout)
 
 
 def retire(vm: Body, reason: str, drain: Drain) -> list[Action]:
@@ -171,7 +179,7 @@ def retire(vm: Body, reason: str, drain: Drain) -> list[Action]:
     overdue = False
     if started:
         since = parse(started)
-        overdue = (drain.now - since).total_seconds() > drain.timeout
+        overdue = (drain.now - since).total_seconds() > drain.timeout_of(vm)
     if power != "PoweredOn" or overdue:
         return [Delete(Kind.VM, name, _uid(vm), reason)]
     if (vm.get("spec") or {}).get("powerState") != "PoweredOff":
@@ -183,10 +191,39 @@ def retire(vm: Body, reason: str, drain: Drain) -> list[Action]:
     return []  # powering off softly: Ray is draining the node
 
 
-def draining(observed: Observed) -> bool:
-    return any(
-        (vm.get("spec") or {}).get("powerState") == "PoweredOff" and not is_deleting(vm) for vm in observed.vms.values()
+def retiring(vm: Body) -> bool:
+    """Powered off by retire() to be deleted (not a suspended cluster's head, which is off to stay)."""
+    annotations = vm.get("metadata", {}).get("annotations") or {}
+    return (
+        (vm.get("spec") or {}).get("powerState") == "PoweredOff"
+        and ANNOTATION_DRAIN_STARTED in annotations
+        and not is_deleting(vm)
     )
+
+
+def draining(observed: Observed) -> bool:
+    return any(retiring(vm) for vm in observed.vms.values())
+
+
+def _head_actions(desired: DesiredState, observed: Observed) -> list[Action]:
+    """The head made, or powered on or off as the cluster is resumed or suspended (unless it is being replaced)."""
+    head_name, wanted = desired.service["metadata"]["name"], desired.head_vm  # the service is named like the head
+    if wanted is None:
+        return []
+    current = observed.vms.get(head_name)
+    if current is None:
+        return [Create(Kind.VM, wanted)]
+    power = wanted["spec"]["powerState"]
+    if power == "PoweredOff" and any(name != head_name for name in observed.vms):
+        return []  # a suspended cluster's workers leave first: Ray drains them while its head runs
+    return _power(head_name, power, current)
+
+
+def _power(name: str, power: str, current: Body) -> list[Action]:
+    """The VM powered as wanted: on, also after someone powered it off, unless it is leaving."""
+    if is_deleting(current) or retiring(current) or (current.get("spec") or {}).get("powerState") == power:
+        return []
+    return [Update(Kind.VM, name, {"spec": {"powerState": power}})]
 
 
 def plan(desired: DesiredState, observed: Observed, drain: Drain, readiness: NodeReadiness = VM_LEVEL) -> list[Action]:
@@ -196,17 +233,16 @@ def plan(desired: DesiredState, observed: Observed, drain: Drain, readiness: Nod
     actions += _secret_actions(desired, observed)
     actions += _service_actions(desired, observed)
     head_name = desired.service["metadata"]["name"]  # the service is named like the head VM
-    if desired.head_vm is not None and head_name not in observed.vms:
-        actions.append(Create(Kind.VM, desired.head_vm))
+    actions += _head_actions(desired, observed)
     for name, vm in desired.workers.items():
-        if name not in observed.vms:
-            actions.append(Create(Kind.VM, vm))
+        current = observed.vms.get(name)
+        actions += [Create(Kind.VM, vm)] if current is None else _power(name, "PoweredOn", current)
     heads = observed.heads()
     for name, vm in sorted(observed.vms.items()):
         if is_deleting(vm) or name == head_name or name in desired.wanted_workers:
             continue
         reason = "not the cluster's head VM" if name in heads else "not in spec.autoscaler_desired_workers"
-        actions += retire(vm, reason, drain)
+        actions += retire(vm, desired.withheld.get(name, reason), drain)
     step = rollout(desired, observed, readiness)  # outdated VMs, one at a time; the plan above recreates them
     for name in step.replacing:
         why = step.outdated.get(name, "its replacement is under way")

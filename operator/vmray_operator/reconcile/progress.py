@@ -7,8 +7,8 @@ from typing import Any
 
 from vmray_operator.api.contract import PROGRESS_REASONS, VM_STATUS_INITIALIZED, Body, Reason
 
-# The steps of a VM's or a cluster's way up, as opposed to Draining and Deleting on the way out.
-UP_STEPS = PROGRESS_REASONS - {Reason.DRAINING, Reason.DELETING}
+# The steps of a VM's or a cluster's way up, as opposed to Draining and Deleting on the way out, and being off.
+UP_STEPS = PROGRESS_REASONS - {Reason.DRAINING, Reason.DELETING, Reason.POWERED_OFF}
 
 
 def _without_progress(status: Body) -> Body:

@@ -26,7 +26,7 @@ import datetime
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from vmray_operator.api.contract import ANNOTATION_RAY_IMAGE, ANNOTATION_ROLLOUT_HASH, Body
+from vmray_operator.api.contract import ANNOTATION_DRAIN_STARTED, ANNOTATION_RAY_IMAGE, ANNOTATION_ROLLOUT_HASH, Body
 from vmray_operator.reconcile.observed import Observed, failure, is_deleting, vm_address
 from vmray_operator.render.desired import DesiredState
 from vmray_operator.timestamps import parse
@@ -75,8 +75,10 @@ def is_up(vm: Body, readiness: NodeReadiness = VM_LEVEL) -> bool:
 
 
 def _powered_off(vm: Body) -> bool:
-    """Asked to power off (by retire()) and not deleted yet."""
-    return (vm.get("spec") or {}).get("powerState") == "PoweredOff" and not is_deleting(vm)
+    """Asked to power off by retire() (drained to be deleted) and not deleted yet."""
+    annotations = vm.get("metadata", {}).get("annotations") or {}
+    spec = vm.get("spec") or {}
+    return spec.get("powerState") == "PoweredOff" and ANNOTATION_DRAIN_STARTED in annotations and not is_deleting(vm)
 
 
 def _head_name(desired: DesiredState) -> str:
@@ -161,8 +163,9 @@ def rollout(desired: DesiredState, observed: Observed, readiness: NodeReadiness 
     # nothing else would power it on again.
     under_way = tuple(name for name in wanted if name in observed.vms and _powered_off(observed.vms[name]))
     found = Rollout(reasons, under_way)
-    if not reasons or under_way or not _settled(desired, observed):
-        return found
+    suspended = desired.head_vm is not None and desired.head_vm["spec"]["powerState"] == "PoweredOff"
+    if not reasons or under_way or suspended or not _settled(desired, observed):
+        return found  # one at a time; and nothing is replaced while the cluster is suspended
     vms = observed.vms
     if head in reasons and desired.head_vm is not None and ray_image_changed(vms[head], desired.head_vm):
         return dataclasses.replace(found, start=head)  # the Ray version changes: the head goes first

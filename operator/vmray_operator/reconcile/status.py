@@ -14,15 +14,20 @@ from vmray_operator.api.models import (
     Endpoints,
     NodeStatus,
     RaySummary,
+    TierStatus,
     VMRayClusterSpec,
     VMRayClusterStatus,
     VmServiceStatus,
 )
 from vmray_operator.conditions import find
 from vmray_operator.ray.view import RayView
+from vmray_operator.reconcile.decisions import JobsGuard
 from vmray_operator.reconcile.nodes import NodeView, node_view
 from vmray_operator.reconcile.observed import Observed, load_balancer_ip
+from vmray_operator.reconcile.schedule import CLOSED, DRAINING, TierState
+from vmray_operator.reconcile.suspension import suspension_verdict
 from vmray_operator.render.context import RAY_CLIENT_PORT, RAY_DASHBOARD_PORT
+from vmray_operator.timestamps import rfc3339
 
 SHOWN = 10  # VMs named in one condition message; the rest are counted
 
@@ -48,6 +53,10 @@ class StatusInput:
     rollout_stalled: tuple[str, str] | None = None  # (VM, why): a replaced node that did not come up
     auth_token_secret: str | None = None  # the Secret of the cluster's Ray token, once made
     client_tls_secret: str | None = None  # the Secret of a Ray client's certificate, once issued
+    suspended_by_idle: bool = False  # spec.suspend was set by the operator: Ray was idle
+    tiers: dict[str, TierState] = field(default_factory=dict)  # the node types with a schedule
+    idle_since: str | None = None  # with idle_suspend_minutes: since when Ray has been idle
+    waiting_for_jobs: JobsGuard | None = None  # a deletion that waits for Ray's running jobs
 
 
 @dataclass(frozen=True)
@@ -205,20 +214,47 @@ _READY_ORDER = (
 )
 
 
+def _suspended(inp: StatusInput, nodes: _Nodes, ready: Verdict) -> Verdict:
+    head = inp.observed.vms.get(inp.head_name)
+    off = head is None or (
+        (head.get("spec") or {}).get("powerState") == "PoweredOff" and nodes.head.power_state != "PoweredOn"
+    )
+    before = find(inp.previous.get("conditions"), ConditionType.SUSPENDED) or {}
+    was = before.get("status") == "True" or before.get("reason") == Reason.RESUMING
+    ok, reason, message = suspension_verdict(
+        inp.spec, inp.suspended_by_idle, off, len(inp.observed.workers()), was, ready.ok
+    )
+    return Verdict(ConditionType.SUSPENDED, ok, reason, message)
+
+
+def _deleting(inp: StatusInput) -> Verdict:
+    kind = ConditionType.READY
+    if inp.refused:
+        return Verdict(kind, False, Reason.APPLY_FAILED, _refused_message(inp.refused))
+    guard = inp.waiting_for_jobs
+    if guard is not None:
+        jobs = ", ".join(guard.jobs) if guard.jobs else "Ray's answer on which jobs run"
+        message = f"the deletion waits for {jobs}, at the latest until {rfc3339(guard.deadline)}"
+        return Verdict(kind, False, Reason.WAITING_FOR_JOBS, message)
+    if inp.deletion_stuck:
+        return Verdict(
+            kind, False, Reason.DELETION_STUCK, "still waiting for VMs to go: " + ", ".join(inp.deletion_stuck)
+        )
+    return Verdict(kind, False, Reason.DELETING, "deleting the cluster's VMs")
+
+
 def _ready(inp: StatusInput, verdicts: list[Verdict]) -> Verdict:
     kind = ConditionType.READY
     if inp.deleting:
-        if inp.refused:
-            return Verdict(kind, False, Reason.APPLY_FAILED, _refused_message(inp.refused))
-        if inp.deletion_stuck:
-            message = "still waiting for VMs to go: " + ", ".join(inp.deletion_stuck)
-            return Verdict(kind, False, Reason.DELETION_STUCK, message)
-        return Verdict(kind, False, Reason.DELETING, "deleting the cluster's VMs")
+        return _deleting(inp)
     by_type = {v.type: v for v in verdicts}
     blocking = [by_type[t] for t in _READY_ORDER if t in by_type and not by_type[t].ok]
     # a spec problem or a missing dependency explains a refused write; a refused write explains the rest
     if blocking and blocking[0].type in (ConditionType.SPEC_VALID, ConditionType.DEPENDENCIES_READY):
         return Verdict(kind, False, blocking[0].reason, f"{blocking[0].type}: {blocking[0].message}")
+    if inp.spec.suspend:
+        why = "Ray was idle for spec.idle_suspend_minutes" if inp.suspended_by_idle else "spec.suspend is true"
+        return Verdict(kind, False, Reason.IDLE if inp.suspended_by_idle else Reason.SUSPENDED, f"suspended: {why}")
     if inp.refused:
         return Verdict(kind, False, Reason.APPLY_FAILED, _refused_message(inp.refused))
     if blocking:
@@ -248,10 +284,12 @@ def _conditions(previous: Body, now: str, generation: int, verdicts: list[Verdic
     return result
 
 
-def _state(inp: StatusInput, head: NodeView, ready: Verdict) -> str:
+def _state(inp: StatusInput, head: NodeView, ready: Verdict, suspended: Verdict | None) -> str:
     was_ready = (find(inp.previous.get("conditions"), ConditionType.READY) or {}).get("status") == "True"
     if inp.deleting:
         return "deleting"
+    if suspended is not None and suspended.ok:
+        return "suspended"
     if ready.ok:
         return "running"
     if head.vm_status == VM_STATUS_FAILURE or (inp.refused and not was_ready):
@@ -288,19 +326,38 @@ def compute_status(inp: StatusInput) -> VMRayClusterStatus:
     ]
     verdicts = [v for v in found if v is not None]
     ready = _ready(inp, verdicts)
+    suspended = None if inp.deleting else _suspended(inp, nodes, ready)
     desired = inp.spec.autoscaler_desired_workers
     healthy_ray = inp.ray if inp.probe_ray and inp.ray is not None and inp.ray.healthy else None
     return VMRayClusterStatus(
-        cluster_state=_state(inp, nodes.head, ready),
+        cluster_state=_state(inp, nodes.head, ready, suspended),
         head_node_status=nodes.head_status,
         current_workers=nodes.workers,
         desired_workers=len(desired),
         ready_workers=sum(1 for n in desired if n in nodes.workers and nodes.workers[n].vm_status == VM_STATUS_RUNNING),
         observed_generation=inp.generation,
-        conditions=_conditions(inp.previous, inp.now, inp.generation, [*verdicts, ready]),
+        conditions=_conditions(inp.previous, inp.now, inp.generation, [*verdicts, ready, *_present(suspended)]),
         ray=RaySummary.model_validate(healthy_ray.summary()) if healthy_ray else None,
+        idle_since=inp.idle_since,
+        schedules=_schedules(inp) or None,
         **_reach(inp, nodes.lb_ip),
     )
+
+
+def _present(verdict: Verdict | None) -> list[Verdict]:
+    return [verdict] if verdict is not None else []
+
+
+def _schedules(inp: StatusInput) -> dict[str, TierStatus]:
+    return {
+        name: TierStatus(
+            open=state.state != CLOSED,
+            draining=True if state.state == DRAINING else None,
+            next_change=rfc3339(state.next_change),
+            next_state=state.next_state,
+        )
+        for name, state in inp.tiers.items()
+    }
 
 
 INVALID_MESSAGE_LIMIT = 1000

@@ -33,7 +33,8 @@ def autoscaler_config(ctx: ClusterContext) -> dict[str, Any]:
     node_types: dict[str, Any] = {}
     for name, node_type in sorted(common.available_node_types.items()):
         entry: dict[str, Any] = {"node_config": {"vm_class": node_type.vm_class}, "resources": ray_resources(node_type)}
-        if name == head_type:
+        # a closed tier, or a suspended cluster, has no workers, for Ray too
+        if name == head_type or name in ctx.closed_types or ctx.suspended:
             entry.update(min_workers=0, max_workers=0)
         else:
             entry.update(min_workers=node_type.min_workers, max_workers=node_type.max_workers)

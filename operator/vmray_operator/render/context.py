@@ -38,6 +38,8 @@ class ClusterContext:
     registry_credentials: RegistryCredentials | None = None  # from docker_config.auth_secret_name
     cluster_root_ca: str | None = None  # ca.crt of the cluster's ServiceAccount token Secret, once issued
     new_ray_token: str | None = None  # a fresh random token, passed while the cluster's Ray token Secret is missing
+    suspended: bool = False  # spec.suspend: no workers, the head powered off
+    closed_types: frozenset[str] = frozenset()  # node types whose schedule keeps their workers away now
 
     @property
     def vm_password_hash(self) -> str | None:

@@ -10,6 +10,7 @@ from vmray_operator.render.autoscaler import config_map
 from vmray_operator.render.budget import user_data_over_budget
 from vmray_operator.render.cloudinit import rollout_basis, user_data
 from vmray_operator.render.context import ClusterContext
+from vmray_operator.render.monitoring import metrics_service
 from vmray_operator.render.objects import bootstrap_secret, head_service, virtual_machine
 from vmray_operator.render.ray_auth import auth_secret
 from vmray_operator.render.ray_node import node_runtime
@@ -27,6 +28,8 @@ class DesiredState:
     autoscaler_config: Body | None = None  # the ConfigMap the head's autoscaler keeps reading
     ray_token_secret: Body | None = None  # the cluster's Ray token, to be made (only while it is missing)
     oversized: list[str] = field(default_factory=list)  # nodes whose user-data does not fit a Secret, and why
+    withheld: dict[str, str] = field(default_factory=dict)  # desired workers that may not exist now, and why
+    metrics_service: Body | None = None  # names the nodes' Ray metrics for Prometheus (reconcile/metrics_targets.py)
 
 
 @dataclass(frozen=True)
@@ -56,9 +59,24 @@ def _api_access_ready(ctx: ClusterContext, role: str) -> bool:
 
 
 def _wanted_workers(ctx: ClusterContext) -> dict[str, str]:
+    """The desired workers that may exist now: none while the cluster is suspended, none of a closed tier."""
+    if ctx.suspended:
+        return {}
     types = ctx.spec.common_node_config.available_node_types
     # the API server refuses unknown types; an object stored before a type was removed is skipped
-    return {vm: node_type for vm, node_type in ctx.spec.autoscaler_desired_workers.items() if node_type in types}
+    return {
+        vm: node_type
+        for vm, node_type in ctx.spec.autoscaler_desired_workers.items()
+        if node_type in types and node_type not in ctx.closed_types
+    }
+
+
+def _withheld(ctx: ClusterContext) -> dict[str, str]:
+    why = {name: "the cluster is suspended" for name in ctx.spec.autoscaler_desired_workers} if ctx.suspended else {}
+    for name, node_type in ctx.spec.autoscaler_desired_workers.items():
+        if node_type in ctx.closed_types and name not in why:
+            why[name] = f"the schedule of node type {node_type} keeps its workers away now"
+    return why
 
 
 def desired_state(ctx: ClusterContext) -> DesiredState:
@@ -100,4 +118,6 @@ def desired_state(ctx: ClusterContext) -> DesiredState:
         if ctx.spec.enable_token_auth and ctx.new_ray_token
         else None,
         oversized=[boot.oversized for boot in boots if boot.oversized],
+        withheld=_withheld(ctx),
+        metrics_service=metrics_service(ctx),
     )

@@ -60,7 +60,8 @@ def virtual_machine(
         "className": common.available_node_types[node_type].vm_class,
         "imageName": common.vm_image,
         "storageClass": common.storage_class,
-        "powerState": "PoweredOn",
+        # a suspended cluster's head is off (its disk stays); powerState is no part of the rollout hash
+        "powerState": "PoweredOff" if ctx.suspended and role == names.ROLE_HEAD else "PoweredOn",
         # TrySoft: the guest gets a shutdown first, so the Ray container stops with SIGTERM and drains.
         "powerOffMode": "TrySoft",
         "bootstrap": {"cloudInit": {"rawCloudConfig": {"name": secret["metadata"]["name"], "key": USER_DATA_KEY}}},

@@ -8,16 +8,32 @@ import json
 import shlex
 from dataclasses import dataclass
 
+from vmray_operator.api.contract import RAY_METRICS_EXPORT_PORT
 from vmray_operator.api.models import NodeType
 from vmray_operator.render import credentials, tls
 from vmray_operator.render.autoscaler import config_sync_command
 from vmray_operator.render.context import RAY_CLIENT_PORT, RAY_DASHBOARD_PORT, ClusterContext
 from vmray_operator.render.guest_paths import AUTOSCALER_CONFIG, LIVE_AUTOSCALER_CONFIG, TOKEN_ENV
+from vmray_operator.render.monitoring import dashboard_env
 from vmray_operator.render.names import ROLE_HEAD
 from vmray_operator.render.ray_auth import ray_auth_env
 from vmray_operator.render.resources import gpus, ray_resources
 
 CONTAINER_NAME = "vmray-ray"
+RAY_DRAIN_SECONDS = 30  # how long `ray start --block` drains on SIGTERM unless told otherwise (Ray 2.60)
+# What the node's stop may take beyond Ray's drain: Ray's teardown, then systemd's and the guest's shutdown.
+CONTAINER_STOP_MARGIN = 30
+UNIT_STOP_MARGIN = 60
+
+
+def drain_seconds(node_type: NodeType) -> int:
+    """How long Ray drains a node of the type on a soft power-off. A scheduled tier's workers drain for the
+    schedule's lead time (less the margins of the stop, so the VM is off by the window's end): running tasks
+    finish meanwhile, and Ray places no new work on them."""
+    schedule = node_type.schedule
+    if schedule is None or schedule.drain_minutes_before_end == 0:
+        return RAY_DRAIN_SECONDS
+    return max(RAY_DRAIN_SECONDS, schedule.drain_minutes_before_end * 60 - UNIT_STOP_MARGIN)
 
 
 @dataclass(frozen=True)
@@ -36,6 +52,15 @@ class NodeRuntime:
     env_files: list[str]  # files of KEY=value lines (secrets) the container's environment is read from
     volumes: list[str]  # host paths the container sees at the same path (the shared storage)
     companions: list[list[str]]  # programs started in the background beside Ray, after the setup commands
+    drain_seconds: int = RAY_DRAIN_SECONDS  # Ray's drain on SIGTERM; the container's and unit's stop allow for it
+
+    @property
+    def container_stop_seconds(self) -> int:
+        return self.drain_seconds + CONTAINER_STOP_MARGIN
+
+    @property
+    def unit_stop_seconds(self) -> int:
+        return self.drain_seconds + UNIT_STOP_MARGIN
 
 
 def _number(value: float) -> str:
@@ -107,8 +132,13 @@ def _worker_parts(ctx: ClusterContext) -> _RoleParts:
 def _environment(ctx: ClusterContext, role: str, node_type_name: str) -> dict[str, str]:
     # No usage reports: Supervisor networks are often closed, and a cluster should not phone home.
     env = {"RAY_NODE_TYPE_NAME": node_type_name, "RAY_USAGE_STATS_ENABLED": "0", **ray_auth_env(ctx)}
+    drain = drain_seconds(ctx.spec.common_node_config.available_node_types[node_type_name])
+    if drain != RAY_DRAIN_SECONDS:
+        env["RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S"] = str(drain)
     if role == ROLE_HEAD and ctx.runs_autoscaler:
         env["VMSERVICE_CRD_VER"] = ctx.vmop_api_version  # the version Ray's provider reads the head service at
+    if role == ROLE_HEAD:
+        env.update(dashboard_env(ctx))
     if ctx.spec.enable_tls:
         env.update(tls.ray_tls_env())
     return env
@@ -127,7 +157,13 @@ def node_runtime(ctx: ClusterContext, role: str, node_type_name: str) -> NodeRun
         cluster=ctx.name,
         node_type=node_type_name,
         image=spec.ray_docker_image,
-        ray_start=[*parts.start, *resource_arguments(node_type), "--block"],
+        # a fixed metrics port on every node: what the operator publishes for Prometheus (render/monitoring.py)
+        ray_start=[
+            *parts.start,
+            f"--metrics-export-port={RAY_METRICS_EXPORT_PORT}",
+            *resource_arguments(node_type),
+            "--block",
+        ],
         env=_environment(ctx, role, node_type_name),
         head_host=parts.head_host,
         gcs_port=spec.head_node.port,
@@ -137,4 +173,5 @@ def node_runtime(ctx: ClusterContext, role: str, node_type_name: str) -> NodeRun
         env_files=[TOKEN_ENV] if ctx.node_uses_token(role) else [],
         volumes=[storage.mount_path] if storage else [],
         companions=parts.companions,
+        drain_seconds=drain_seconds(node_type),
     )
