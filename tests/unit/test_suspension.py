@@ -54,14 +54,27 @@ def _suspended_desired(workers: dict[str, str] = WORKERS) -> Any:
 
 
 def test_idle_since_starts_when_ray_is_idle_holds_while_unknown_and_ends_with_work() -> None:
-    assert idle_since(None, IDLE, NOW) == "2026-01-01T12:00:00Z"
-    assert idle_since("2026-01-01T11:00:00Z", IDLE, NOW) == "2026-01-01T11:00:00Z"
-    assert idle_since("2026-01-01T11:00:00Z", None, NOW) == "2026-01-01T11:00:00Z"  # not asked now
+    spec = sample_spec(idle_suspend_minutes=30)
+    assert idle_since(spec, None, IDLE, NOW) == "2026-01-01T12:00:00Z"
+    assert idle_since(spec, "2026-01-01T11:00:00Z", IDLE, NOW) == "2026-01-01T11:00:00Z"
+    assert idle_since(spec, "2026-01-01T11:00:00Z", None, NOW) == "2026-01-01T11:00:00Z"  # not asked now
     unreachable = RayView(reachable=False, error="connection refused")
-    assert idle_since("2026-01-01T11:00:00Z", unreachable, NOW) == "2026-01-01T11:00:00Z"
-    assert idle_since("2026-01-01T11:00:00Z", BUSY, NOW) is None
+    assert idle_since(spec, "2026-01-01T11:00:00Z", unreachable, NOW) == "2026-01-01T11:00:00Z"
+    assert idle_since(spec, "2026-01-01T11:00:00Z", BUSY, NOW) is None
     actor = RayView(reachable=True, healthy=True, activity=RayActivity(live_actors=1))
-    assert idle_since(None, actor, NOW) is None
+    assert idle_since(spec, None, actor, NOW) is None
+    assert idle_since(sample_spec(), None, IDLE, NOW) is None  # no idle_suspend_minutes: not counted
+
+
+def test_a_resumed_cluster_counts_its_idleness_afresh_instead_of_suspending_again_at_once() -> None:
+    suspended = sample_spec(idle_suspend_minutes=30, suspend=True)
+    before = "2026-01-01T11:00:00Z"  # idle since an hour: it was suspended for that
+    assert idle_since(suspended, before, None, NOW) is None  # while suspended the status forgets it
+    resumed = sample_spec(idle_suspend_minutes=30)
+    since = idle_since(resumed, idle_since(suspended, before, None, NOW), None, NOW)  # Ray not answered yet
+    assert idle_suspend_in(resumed, since, NOW) is None
+    since = idle_since(resumed, since, IDLE, NOW)  # Ray's first answer: idle from now on
+    assert idle_suspend_in(resumed, since, NOW) == 30 * 60
 
 
 def test_an_idle_cluster_is_due_after_idle_suspend_minutes_and_never_without_them() -> None:

@@ -186,7 +186,7 @@ class Reconciler:
         now = self.clock()
         ray_view = self._probe(key, ctx, ray_token)
         previous = self.status.previous(key, body)
-        idle = idle_since(previous.get("idle_since"), ray_view, now) if spec.idle_suspend_minutes else None
+        idle = idle_since(ctx.spec, previous.get("idle_since"), ray_view, now)
         blocked = bool(referenced.missing or referenced.invalid or bad_nounce)
         return _Round(
             body, ctx, observed, referenced, problems, blocked, ray_view, ray_token, tiers, now, idle, previous

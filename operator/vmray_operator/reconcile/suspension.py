@@ -18,8 +18,14 @@ def suspended_by_idle(body: Body) -> bool:
     ) == contract.SUSPENDED_BY_IDLE
 
 
-def idle_since(previous: str | None, view: RayView | None, now: datetime.datetime) -> str | None:
-    """Since when Ray has been idle: kept while Ray says it is (or cannot say), reset when it is busy."""
+def idle_since(
+    spec: VMRayClusterSpec, previous: str | None, view: RayView | None, now: datetime.datetime
+) -> str | None:
+    """Since when Ray has been idle: kept while Ray says it is (or cannot say), reset when it is busy. None without
+    idle_suspend_minutes and while suspended: a resumed cluster counts from Ray's first answer after it, not from
+    before the suspension."""
+    if spec.idle_suspend_minutes is None or spec.suspend:
+        return None
     if view is None or not view.healthy or view.activity is None:
         return previous  # not known now: as it was
     if not view.activity.idle:
