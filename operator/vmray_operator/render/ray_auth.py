@@ -2,7 +2,7 @@
 process of every node and every client (the dashboard, the job API, ray://) must present.
 
 The token lives in a Secret the operator makes once. Like a node's TLS certificate, it never goes into a VM's
-user-data: each node reads it at boot with the cluster's ServiceAccount token (guest/tls_fetch.py) into a file
+user-data: each node reads it at boot with the cluster's ServiceAccount token (guest/node_agent.py) into a file
 only root reads, which RAY_AUTH_TOKEN_PATH names. People read it from the Secret (status.endpoints names it)."""
 
 from __future__ import annotations
