@@ -8,7 +8,7 @@ import kopf
 
 from vmray_operator.api.contract import LABEL_CLUSTER
 from vmray_operator.controller.runtime import Controller
-from vmray_operator.controller.stores import INDEXES
+from vmray_operator.controller.stores import INDEXES, stored
 from vmray_operator.kube import resources as r
 from vmray_operator.kube.login import connection_info
 
@@ -52,14 +52,15 @@ def build_registry(controller: Controller) -> kopf.OperatorRegistry:
 
     @kopf.index(clusters.group, clusters.version, clusters.plural, registry=registry, id="clusters")
     def cluster_index(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> dict[Any, Any]:
-        return {(namespace, name): dict(body)}
+        return {(namespace, name): stored(body)}
 
     @kopf.on.event(clusters.group, clusters.version, clusters.plural, registry=registry)
-    async def cluster_event(namespace: str | None, name: str, **kwargs: Any) -> None:
-        wake(namespace, name, kwargs)
+    async def cluster_event(namespace: str | None, name: str, type: str | None, body: kopf.Body, **kwargs: Any) -> None:
+        controller.stores.bind({index: kwargs[index] for index in INDEXES})
+        controller.cluster_seen((namespace or "", name), None if type == "DELETED" else stored(body))
 
     def by_cluster(namespace: str | None, labels: kopf.Labels, body: kopf.Body, **_: Any) -> dict[Any, Any]:
-        return {(namespace, labels[LABEL_CLUSTER]): dict(body)}
+        return {(namespace, labels[LABEL_CLUSTER]): stored(body)}
 
     async def part_event(namespace: str | None, labels: kopf.Labels, **kwargs: Any) -> None:
         wake(namespace, labels[LABEL_CLUSTER], kwargs)

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import tempfile
 import threading
 import time
@@ -23,6 +24,10 @@ import kubernetes.watch
 import yaml
 
 from tests.bench.harness import bench_cloud, percentile
+from vmray_operator.api import contract
+from vmray_operator.kube import resources as r
+from vmray_operator.kube.client import Kube
+from vmray_operator.kube.discovery import vmop_version
 
 SAMPLE = Path(__file__).resolve().parents[2] / "crds" / "samples" / "vmraycluster.yaml"
 
@@ -91,6 +96,24 @@ class Watcher:
             self.ready_at.setdefault(body["metadata"]["name"], now)
 
 
+async def _owned_objects(kubeconfig: Path, namespace: str, cluster: str) -> int:
+    kube = Kube.from_kubeconfig(str(kubeconfig))
+    try:
+        version = await vmop_version(kube)
+        kinds = [r.VIRTUAL_MACHINES.at_version(version), r.VIRTUAL_MACHINE_SERVICES.at_version(version)]
+        kinds += [r.SECRETS, r.CONFIG_MAPS, r.SERVICE_ACCOUNTS, r.ROLES, r.ROLE_BINDINGS]
+        kinds += [r.SERVICES, r.ENDPOINT_SLICES]
+        selector = f"{contract.LABEL_CLUSTER}={cluster}"
+        return sum([len(await kube.list(kind, namespace, selector)) for kind in kinds])
+    finally:
+        kube.close()
+
+
+def owned_objects(kubeconfig: Path, namespace: str, cluster: str) -> int:
+    """How many objects the operator made for one cluster (every kind it labels with the cluster's name)."""
+    return asyncio.run(_owned_objects(kubeconfig, namespace, cluster))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--clusters", type=int, default=50)
@@ -104,7 +127,7 @@ def main() -> int:
         watcher = Watcher(bench.kubeconfig)
         watcher.start()
         time.sleep(1)
-        before = bench.operator_requests()
+        before, reconciles_before = bench.operator_requests(), bench.operator_reconciles()
         template = yaml.safe_load(SAMPLE.read_text())
         worker_type = template["spec"]["common_node_config"]["available_node_types"]["ray.worker.default"]
         worker_type["min_workers"] = args.workers
@@ -123,13 +146,10 @@ def main() -> int:
         converged = time.monotonic() - started
         rss, peak = bench.operator_memory_mib()
         time.sleep(3)  # let the last status writes land before counting
-        after_create = bench.operator_requests()
+        after_create, reconciles = bench.operator_requests(), bench.operator_reconciles() - reconciles_before
         requests = sum(after_create.values()) - sum(before.values())
         by_method = {m: (after_create.get(m, 0) - before.get(m, 0)) / args.clusters for m in sorted(after_create)}
-        # VMs, service, two bootstrap Secrets, the cluster's ServiceAccount, Role, RoleBinding, token Secret,
-        # the ConfigMap of the autoscaler's limits; with TLS the CA's and the node certificates' Secrets
-        tls_secrets = 2 if template["spec"].get("enable_tls", True) else 0
-        objects_per_cluster = (1 + args.workers) + 1 + 2 + 4 + 1 + tls_secrets
+        objects_per_cluster = owned_objects(bench.kubeconfig, namespace, names[0])
         latencies = [
             watcher.status_ip_at[vm] - watcher.vm_ip_at[vm] for vm in watcher.vm_ip_at if vm in watcher.status_ip_at
         ]
@@ -154,6 +174,7 @@ def main() -> int:
             f"p50 {percentile(latencies, 0.5) * 1000:.0f} ms, p95 {percentile(latencies, 0.95) * 1000:.0f} ms, "
             f"p99 {percentile(latencies, 0.99) * 1000:.0f} ms"
         )
+        print(f"reconciles per cluster until all Ready: {reconciles / args.clusters:.1f}")
         print(f"API writes per cluster during {args.idle:.0f} s idle: {idle_writes / args.clusters:.2f}")
     return 0
 

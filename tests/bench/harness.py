@@ -34,10 +34,18 @@ class Bench:
         )
         return int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024
 
+    def _metrics(self) -> str:
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5) as response:
+            return str(response.read().decode())
+
+    def operator_reconciles(self) -> float:
+        """The operator's count of reconciles, whatever their result."""
+        series = r'^controller_runtime_reconcile_total\{controller="vmraycluster",result="[^"]*"\} ([0-9.e+]+)$'
+        return sum(float(match.group(1)) for match in re.finditer(series, self._metrics(), re.M))
+
     def operator_requests(self) -> dict[str, float]:
         """The operator's own count of API requests, by HTTP method."""
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5) as response:
-            text = response.read().decode()
+        text = self._metrics()
         counts: dict[str, float] = {}
         series = r'^rest_client_requests_total\{code="[^"]*",host="[^"]*",method="(\w+)"\} ([0-9.e+]+)$'
         for match in re.finditer(series, text, re.M):  # summed over the answers' codes

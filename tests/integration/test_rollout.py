@@ -5,10 +5,10 @@ image, which the head takes first)."""
 from __future__ import annotations
 
 import base64
-import re
 from typing import Any
 
 import pytest
+import yaml
 
 from tests.support.clusters import cluster_vms, get_cluster, sample, wait_condition
 from tests.support.rollout import away, watching
@@ -20,6 +20,8 @@ from vmray_operator.kube import resources as r
 from vmray_operator.kube.client import Kube
 from vmray_operator.local import samples
 from vmray_operator.render import names
+from vmray_operator.render.cloudinit import config_digest
+from vmray_operator.render.guest_paths import TOKEN_ENV
 from vmray_operator.render.objects import USER_DATA_KEY, rollout_hash
 
 pytestmark = pytest.mark.simulator
@@ -39,11 +41,12 @@ async def _assert_bootstraps_current(kube: Kube, namespace: str, name: str) -> d
         secret_name = vm["spec"]["bootstrap"]["cloudInit"]["rawCloudConfig"]["name"]
         secret = await kube.get(r.SECRETS, secret_name, namespace)
         assert secret is not None
-        user_data = base64.b64decode(secret["data"][USER_DATA_KEY]).decode()
-        user_data = re.sub(r"- path: /etc/vmray/token.env\n.*\n.*\n    SVC_ACCOUNT_TOKEN=.*\n", "", user_data)
+        config = yaml.safe_load(base64.b64decode(secret["data"][USER_DATA_KEY]).decode())
+        config["write_files"] = [f for f in config["write_files"] if f["path"] != TOKEN_ENV]
         if vm["metadata"]["labels"][contract.LABEL_ROLE] == names.ROLE_WORKER:
             sent = {k: v for k, v in vm["spec"].items() if k in OPERATOR_VM_FIELDS}
-            assert vm["metadata"]["annotations"][contract.ANNOTATION_ROLLOUT_HASH] == rollout_hash(sent, user_data)
+            basis = config_digest(config)
+            assert vm["metadata"]["annotations"][contract.ANNOTATION_ROLLOUT_HASH] == rollout_hash(sent, basis)
     return vms
 
 

@@ -66,9 +66,12 @@ class ClusterGauges(Collector):
         version = str(body.get("metadata", {}).get("resourceVersion", ""))
         if version and self._versions.get(key) == version:
             return  # what a reconcile woken by one of its VMs, or by the resync, finds: nothing new
+        first_sight = key not in self._versions
         self._versions[key] = version
         seen = _seen(body)
-        if seen.state in _HAS_BEEN_READY or (ConditionType.READY, "true") in seen.conditions:
+        # Ready at first sight: Ready before this process started, so its next Ready is not its first. Later
+        # Readies are this process's own status writes, which observe the time to Ready themselves.
+        if first_sight and (seen.state in _HAS_BEEN_READY or (ConditionType.READY, "true") in seen.conditions):
             metrics.FIRST_READY.mark(seen.uid)
         with self._lock:
             previous = self._clusters.get(key)

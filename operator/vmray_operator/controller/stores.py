@@ -6,7 +6,8 @@ from collections.abc import Iterable, Mapping
 from typing import Any, Protocol
 
 from vmray_operator.api.contract import Body
-from vmray_operator.reconcile.observed import Observed, controlled_by
+from vmray_operator.reconcile.observed import Observed, controlled_by, user_data_digest
+from vmray_operator.render.objects import USER_DATA_KEY
 
 Key = tuple[str, str]
 _IDENTITY_KINDS = {"ServiceAccount": "service_accounts", "Role": "roles", "RoleBinding": "role_bindings"}
@@ -23,6 +24,25 @@ INDEXES = (
     "metrics_services",
     "endpoint_slices",
 )
+
+
+# kubectl apply's copy of what a person applied: no decision reads it, and it repeats the whole spec.
+LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
+
+
+def stored(body: Mapping[str, Any]) -> Body:
+    """What the stores keep of a watched object: all but what no decision reads and what makes up much of its size
+    (managedFields, kubectl's last-applied copy; a bootstrap Secret's user-data is kept as its digest). The
+    object's own nested parts are shared, not copied."""
+    meta = {key: value for key, value in body["metadata"].items() if key != "managedFields"}
+    annotations = meta.get("annotations")
+    if annotations and LAST_APPLIED in annotations:
+        meta["annotations"] = {key: value for key, value in annotations.items() if key != LAST_APPLIED}
+    kept = {**body, "metadata": meta}
+    data = body.get("data")
+    if isinstance(data, Mapping) and isinstance(data.get(USER_DATA_KEY), str):
+        kept["data"] = {**data, USER_DATA_KEY: user_data_digest(data[USER_DATA_KEY])}
+    return kept
 
 
 class Stores(Protocol):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import ipaddress
 from dataclasses import dataclass, field
 from typing import Any
@@ -126,3 +127,14 @@ def failure(vm: Body) -> tuple[str, str, str] | None:
                 type_,
             )
     return None
+
+
+USER_DATA_DIGEST = "sha256:"  # never the start of base64 text
+
+
+def user_data_digest(value: str | None) -> str | None:
+    """A bootstrap Secret's user-data as the stores keep it: a digest. The text is the largest part of what the
+    watches hold and is only ever compared with the rendered one; either form gives the same digest."""
+    if value is None or value.startswith(USER_DATA_DIGEST):
+        return value
+    return USER_DATA_DIGEST + hashlib.sha256(value.encode()).hexdigest()

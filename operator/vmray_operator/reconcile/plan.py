@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from vmray_operator.api.contract import ANNOTATION_DRAIN_STARTED, LABEL_NODE_TYPE, Body
-from vmray_operator.reconcile.observed import Observed, is_deleting, role
+from vmray_operator.reconcile.observed import Observed, is_deleting, role, user_data_digest
 from vmray_operator.reconcile.rollout import VM_LEVEL, NodeReadiness, rollout
 from vmray_operator.render.desired import DesiredState
 from vmray_operator.render.identity import SERVICE_ACCOUNT_TOKEN_TYPE
@@ -73,7 +73,9 @@ def _secret_actions(desired: DesiredState, observed: Observed) -> list[Action]:
         current = observed.secrets.get(name)
         if current is None:
             actions.append(Create(Kind.SECRET, secret))
-        elif (current.get("data") or {}).get(USER_DATA_KEY) != secret["data"][USER_DATA_KEY]:
+        elif user_data_digest((current.get("data") or {}).get(USER_DATA_KEY)) != user_data_digest(
+            secret["data"][USER_DATA_KEY]
+        ):
             actions.append(Update(Kind.SECRET, name, {"data": secret["data"]}))
     return actions
 
