@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help venv tools lint test test-unit test-integration test-e2e test-carvel bench generate demo demo-down
+.PHONY: help venv tools lint test test-unit test-integration test-e2e test-carvel bench bench-scale generate demo demo-down
 .PHONY: local-up local-down clean carvel carvel-push test-reliability test-reliability-long
 
 help:
@@ -16,6 +16,7 @@ help:
 	@echo "make test-e2e   only the end-to-end tests (real Ray in every simulated VM)"
 	@echo "make test-reliability-long  crash, fault and bad-input tests at full size (prints figures)"
 	@echo "make bench      benchmarks: 100 clusters, operator overhead, Ray floor (prints figures)"
+	@echo "make bench-scale  1,000 clusters of 1 head + 4 workers against the fake simulator (prints figures)"
 	@echo "make carvel     the Supervisor Service package (build/carvel/); make carvel-push REGISTRY=... pushes it"
 	@echo "make generate   regenerate crds/ from the API models"
 	@echo "make tools      build the pinned tools into ~/.cache/vmray-dev"
@@ -69,6 +70,10 @@ bench: venv tools
 	$(BIN)/python -m tests.bench.core --clusters 100 --workers 4 --idle 120
 	$(BIN)/python -m tests.bench.overhead --workers 200
 	$(BIN)/python -m tests.bench.ray_floor
+
+# The size of a large Supervisor: 5,000 VMs.
+bench-scale: venv tools
+	$(BIN)/python -m tests.bench.core --clusters 1000 --workers 4 --idle 60 --timeout 3600
 
 generate: venv
 	$(BIN)/python -m vmray_operator.api.generated crds

@@ -119,6 +119,7 @@ def main() -> int:
     parser.add_argument("--clusters", type=int, default=50)
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--idle", type=float, default=120.0, help="seconds of idle time to count writes over")
+    parser.add_argument("--timeout", type=float, default=600.0, help="seconds to wait for every cluster to be Ready")
     args = parser.parse_args()
 
     namespace = "bench"
@@ -140,8 +141,8 @@ def main() -> int:
             api.create_namespaced_custom_object("vmray.broadcom.com", "v1alpha1", namespace, "vmrayclusters", body)
         while len(watcher.ready_at) < len(names):
             time.sleep(0.2)
-            if time.monotonic() - started > 600:
-                print(f"only {len(watcher.ready_at)} of {len(names)} clusters Ready after 600 s")
+            if time.monotonic() - started > args.timeout:
+                print(f"only {len(watcher.ready_at)} of {len(names)} clusters Ready after {args.timeout:.0f} s")
                 return 1
         converged = time.monotonic() - started
         rss, peak = bench.operator_memory_mib()
