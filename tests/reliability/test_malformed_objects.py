@@ -31,6 +31,11 @@ WRONG_TYPES: list[tuple[str, dict[str, Any]]] = [
     ("desired-workers-a-string", {"desired_workers": "many"}),
     ("cluster-state-unknown", {"cluster_state": "exploded"}),
     ("endpoints-a-list", {"endpoints": ["http://x"]}),
+    ("condition-time-not-a-time", {"conditions": [{"type": "Ready", "status": "True", "lastTransitionTime": "now"}]}),
+    (
+        "condition-type-twice",
+        {"conditions": [{"type": "Ready", "status": "True"}, {"type": "Ready", "status": "False"}]},
+    ),
 ]
 
 # Status the schema accepts but the operator never writes: it must replace it with the truth.
@@ -44,8 +49,14 @@ ODD_CONTENT: dict[str, Any] = {
     "vm_service_status": {"ip": ""},
     "conditions": [
         {"type": "Ready", "status": "Unknown", "reason": "", "message": "written by someone else"},
-        {"type": "HeadReady", "status": "False", "reason": "Bogus", "message": "", "lastTransitionTime": "yesterday"},
-        {"type": "Ready", "status": "True", "reason": "Duplicate", "message": "a second Ready"},
+        {
+            "type": "HeadReady",
+            "status": "False",
+            "reason": "Bogus",
+            "message": "",
+            "lastTransitionTime": "1999-01-01T00:00:00Z",
+        },
+        {"type": "Invented", "status": "True", "reason": "Nobody", "message": "a condition the operator has not"},
     ],
 }
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import types
 from typing import Any
 
 from tests.unit.test_plan import DRAIN, _all_of, _desired
@@ -56,29 +57,50 @@ class _Queue:
         self.added.append(key)
 
 
-def _controller() -> tuple[Controller, _Queue]:
+class _StatusWriter:
+    """Which versions of a cluster the operator's own status writes made."""
+
+    def __init__(self) -> None:
+        self.made: set[str] = set()
+
+    def wrote(self, key: tuple[str, str], body: dict[str, Any]) -> bool:
+        return str(body["metadata"].get("resourceVersion")) in self.made
+
+
+def _controller() -> tuple[Controller, _Queue, _StatusWriter]:
     controller = Controller.__new__(Controller)
     controller.settings = Settings()
     controller._clusters_seen = {}
-    queue = _Queue()
+    queue, writer = _Queue(), _StatusWriter()
     controller.queue = queue  # type: ignore[assignment]
-    return controller, queue
+    controller.reconciler = types.SimpleNamespace(status=writer)  # type: ignore[assignment]
+    return controller, queue, writer
 
 
-def _cluster(generation: int = 1, **meta: Any) -> dict[str, Any]:
+def _cluster(generation: int = 1, version: str = "1", **meta: Any) -> dict[str, Any]:
     return {
-        "metadata": {"name": "c", "uid": "u1", "generation": generation, "labels": {"a": "b"}, **meta},
+        "metadata": {
+            "name": "c",
+            "uid": "u1",
+            "generation": generation,
+            "resourceVersion": version,
+            "labels": {"a": "b"},
+            **meta,
+        },
         "status": {"cluster_state": "running"},
     }
 
 
-def test_a_clusters_own_status_change_needs_no_reconcile_and_any_other_change_does() -> None:
-    controller, queue = _controller()
+def test_the_operators_own_status_write_needs_no_reconcile_and_any_other_change_does() -> None:
+    controller, queue, writer = _controller()
     key = ("ns", "c")
     controller.cluster_seen(key, _cluster())
     assert queue.added == [key]
-    controller.cluster_seen(key, {**_cluster(), "status": {"cluster_state": "failed"}})
-    assert queue.added == [key]  # the operator's own status write
+    writer.made.add("2")
+    controller.cluster_seen(key, {**_cluster(version="2"), "status": {"cluster_state": "failed"}})
+    assert queue.added == [key]  # the operator's own status write, back from the watch
+    controller.cluster_seen(key, {**_cluster(version="3"), "status": {"cluster_state": "failed"}})
+    assert queue.added == [key, key]  # a status someone else wrote is put right
     for changed in (
         _cluster(generation=2),
         _cluster(generation=2, annotations={"vmray.broadcom.com/suspended-by": "idle"}),

@@ -43,6 +43,11 @@ class StatusWriter:
         status: Body = held if held is not None else body.get("status") or {}
         return status
 
+    def wrote(self, key: Key, body: Body) -> bool:
+        """Whether this version of the cluster is the one this operator's last status write made."""
+        written = self._written.last(key, body["metadata"]["uid"])
+        return written is not None and written.made == version(body)
+
     async def write(self, key: Key, body: Body, typed: VMRayClusterStatus) -> float | None:
         """Writes what changed; returns in how many seconds to come back for a change held back."""
         meta, status = body["metadata"], status_body(typed)
