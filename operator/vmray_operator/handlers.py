@@ -44,9 +44,9 @@ def build_registry(controller: Controller) -> kopf.OperatorRegistry:
     async def cleanup(**_: Any) -> None:
         await controller.stop()
 
-    def wake(namespace: str | None, cluster: str, indexes: dict[str, Any]) -> None:
+    def bind(indexes: dict[str, Any]) -> None:
+        """kopf hands its indexes to handlers only: the stores read through them."""
         controller.stores.bind({name: indexes[name] for name in INDEXES})
-        controller.enqueue((namespace or "", cluster))
 
     clusters = r.VMRAYCLUSTERS
 
@@ -56,14 +56,15 @@ def build_registry(controller: Controller) -> kopf.OperatorRegistry:
 
     @kopf.on.event(clusters.group, clusters.version, clusters.plural, registry=registry)
     async def cluster_event(namespace: str | None, name: str, type: str | None, body: kopf.Body, **kwargs: Any) -> None:
-        controller.stores.bind({index: kwargs[index] for index in INDEXES})
+        bind(kwargs)
         controller.cluster_seen((namespace or "", name), None if type == "DELETED" else stored(body))
 
     def by_cluster(namespace: str | None, labels: kopf.Labels, body: kopf.Body, **_: Any) -> dict[Any, Any]:
         return {(namespace, labels[LABEL_CLUSTER]): stored(body)}
 
     async def part_event(namespace: str | None, labels: kopf.Labels, **kwargs: Any) -> None:
-        wake(namespace, labels[LABEL_CLUSTER], kwargs)
+        bind(kwargs)
+        controller.enqueue((namespace or "", labels[LABEL_CLUSTER]))
 
     for index, resource in labelled.items():
         kind = (resource.group, resource.version, resource.plural)

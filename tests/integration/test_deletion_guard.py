@@ -10,9 +10,8 @@ from collections.abc import Iterator
 import pytest
 
 from tests.support.clock import ShiftedClock
-from tests.support.clusters import get_cluster, sample, wait_condition
+from tests.support.clusters import cluster_vms, get_cluster, sample, wait_condition
 from tests.support.waiting import wait_for
-from vmray_operator.api import contract
 from vmray_operator.conditions import find
 from vmray_operator.controller.rayprobe import RayProber
 from vmray_operator.controller.runtime import Controller
@@ -60,8 +59,7 @@ def scripted(operator: Controller) -> Iterator[tuple[ScriptedRay, ShiftedClock]]
 
 
 async def _vm_count(kube: Kube, namespace: str, name: str) -> int:
-    vms = await kube.list(r.VIRTUAL_MACHINES, namespace, label_selector=f"{contract.LABEL_CLUSTER}={name}")
-    return len(vms)
+    return len(await cluster_vms(kube, namespace, name))
 
 
 async def _delete_while_ray_runs_a_job(

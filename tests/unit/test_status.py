@@ -6,6 +6,7 @@ import dataclasses
 from typing import Any
 
 from tests.support.specs import NAME, NOUNCE, sample_spec
+from vmray_operator.api.models import VMRayClusterSpec
 from vmray_operator.conditions import find
 from vmray_operator.reconcile.nodes import node_view
 from vmray_operator.reconcile.observed import Observed
@@ -42,10 +43,16 @@ def computed(inp: StatusInput) -> dict[str, Any]:
 SERVICE = {"metadata": {"name": HEAD}, "status": {"loadBalancer": {"ingress": [{"ip": "10.212.0.1"}]}}}
 
 
-def run(observed: Observed, previous: dict[str, Any] | None = None, now: str = T0, **kw: Any) -> dict[str, Any]:
+def run(
+    observed: Observed,
+    previous: dict[str, Any] | None = None,
+    now: str = T0,
+    spec: VMRayClusterSpec | None = None,
+    **kw: Any,
+) -> dict[str, Any]:
     return computed(
         StatusInput(
-            spec=sample_spec(autoscaler_desired_workers=WORKERS),
+            spec=spec or sample_spec(autoscaler_desired_workers=WORKERS),
             generation=3,
             head_name=HEAD,
             observed=observed,

@@ -9,9 +9,10 @@ from typing import Any
 
 import yaml
 
-from tests.support.specs import NAME, NOUNCE, context, sample_spec
+from tests.support.specs import NAME, context, sample_spec
 from tests.unit.test_plan import DRAIN, WORKERS, _all_of, _desired
-from tests.unit.test_status import HEAD, SERVICE, T0, W1, W2, computed, ready_cluster, vm
+from tests.unit.test_status import HEAD, SERVICE, ready_cluster, run, vm
+from tests.unit.test_status import WORKERS as STATUS_WORKERS
 from vmray_operator.api import contract
 from vmray_operator.conditions import find
 from vmray_operator.ray.view import RayActivity, RayView
@@ -19,7 +20,6 @@ from vmray_operator.reconcile.adoption import own_spec_patch
 from vmray_operator.reconcile.events import transition_events
 from vmray_operator.reconcile.observed import Observed
 from vmray_operator.reconcile.plan import Action, Delete, Kind, Update, plan
-from vmray_operator.reconcile.status import StatusInput
 from vmray_operator.reconcile.suspension import (
     idle_since,
     idle_suspend_in,
@@ -181,16 +181,7 @@ def test_a_worker_that_does_not_drain_in_time_is_deleted_and_never_the_suspended
 
 
 def _status(observed: Observed, previous: dict[str, Any] | None = None, **spec: Any) -> dict[str, Any]:
-    return computed(
-        StatusInput(
-            spec=sample_spec(autoscaler_desired_workers={W1: "ray.worker.default", W2: "ray.worker.default"}, **spec),
-            generation=4,
-            head_name=HEAD,
-            observed=observed,
-            previous=previous or {},
-            now=T0,
-        )
-    )
+    return run(observed, previous, spec=sample_spec(autoscaler_desired_workers=STATUS_WORKERS, **spec))
 
 
 def _off_head() -> Observed:
@@ -228,17 +219,7 @@ def test_a_resumed_cluster_is_resuming_until_ready_and_says_it_without_a_warning
 
 
 def test_a_cluster_the_operator_suspended_for_idleness_names_that_reason() -> None:
-    status = computed(
-        StatusInput(
-            spec=sample_spec(suspend=True, idle_suspend_minutes=20),
-            generation=4,
-            head_name=HEAD,
-            observed=_off_head(),
-            previous={},
-            now=T0,
-            suspended_by_idle=True,
-        )
-    )
+    status = run(_off_head(), spec=sample_spec(suspend=True, idle_suspend_minutes=20), suspended_by_idle=True)
     suspended = _condition(status, "Suspended")
     assert (suspended["status"], suspended["reason"]) == ("True", "IdleTimeout")
     assert "idle for 20 minutes" in suspended["message"]
@@ -247,15 +228,5 @@ def test_a_cluster_the_operator_suspended_for_idleness_names_that_reason() -> No
 def test_idle_since_is_shown_while_ray_is_idle() -> None:
     status = _status(ready_cluster(), idle_suspend_minutes=20)
     assert "idle_since" not in status
-    shown = computed(
-        StatusInput(
-            spec=sample_spec(idle_suspend_minutes=20),
-            generation=4,
-            head_name=f"{NAME}-h-{NOUNCE}",
-            observed=ready_cluster(),
-            previous={},
-            now=T0,
-            idle_since="2026-01-01T00:00:00Z",
-        )
-    )
+    shown = run(ready_cluster(), spec=sample_spec(idle_suspend_minutes=20), idle_since="2026-01-01T00:00:00Z")
     assert shown["idle_since"] == "2026-01-01T00:00:00Z"

@@ -47,7 +47,7 @@ from vmray_operator.reconcile.status import StatusInput, compute_status, invalid
 from vmray_operator.reconcile.suspension import idle_since, idle_suspend_in, suspend_patch, suspended_by_idle
 from vmray_operator.reconcile.user_secrets import UserSecrets, read_user_secrets, referenced_secret_names
 from vmray_operator.render import names, ray_auth
-from vmray_operator.render.context import RAY_DASHBOARD_PORT, ClusterContext, OperatorDefaults
+from vmray_operator.render.context import ClusterContext, OperatorDefaults, dashboard_url
 from vmray_operator.render.names import ClusterSecret
 from vmray_operator.timestamps import rfc3339, utc_now
 
@@ -70,6 +70,11 @@ def _alive(view: RayView | None, prober: RayProber | None) -> frozenset[str] | N
 def _asks_activity(spec: VMRayClusterSpec) -> bool:
     """Whether Ray is asked what runs on it (jobs, tasks, actors): for idle suspension and the deletion guard."""
     return spec.idle_suspend_minutes is not None or spec.deletion_policy.wait_for_jobs
+
+
+def _ray_token(observed: Observed, cluster: str) -> str | None:
+    """Ray's token of the cluster, from the Secret the operator made once (None before it exists)."""
+    return secret_value(observed.secrets.get(ClusterSecret.RAY_TOKEN.of(cluster)), ray_auth.TOKEN_KEY)
 
 
 def _soonest(*seconds: float | None) -> float | None:
@@ -181,7 +186,7 @@ class Reconciler:
         nounce = body["metadata"]["labels"][contract.HEAD_NOUNCE_LABEL]
         bad_nounce = nounce_problem(name, nounce)
         problems += [*referenced.invalid, *([bad_nounce] if bad_nounce else []), *schedule_problems(spec)]
-        ray_token = secret_value(observed.secrets.get(ClusterSecret.RAY_TOKEN.of(name)), ray_auth.TOKEN_KEY)
+        ray_token = _ray_token(observed, name)
         ctx = self._context(body, spec, nounce, observed, referenced, ray_token, closed_types(tiers))
         now = self.clock()
         ray_view = self._probe(key, ctx, ray_token)
@@ -297,9 +302,16 @@ class Reconciler:
         if ctx.spec.suspend:  # the head is powered off: nothing to ask, and a resumed Ray starts afresh
             self.prober.forget(key)
             return None
-        dashboard = f"http://{ctx.head_address}:{RAY_DASHBOARD_PORT}" if ctx.head_address else None
-        token = ray_token if ctx.spec.enable_token_auth else None
-        self.prober.watch(key, dashboard, token, _asks_activity(ctx.spec))
+        return self._ask_ray(key, ctx.spec, ctx.head_address, ray_token, _asks_activity(ctx.spec))
+
+    def _ask_ray(
+        self, key: Key, spec: VMRayClusterSpec, head_address: str | None, ray_token: str | None, activity: bool
+    ) -> RayView | None:
+        """Points the cluster's poller at its head's dashboard (with Ray's token when the cluster asks for one)
+        and returns Ray's latest view."""
+        assert self.prober is not None
+        dashboard = dashboard_url(head_address) if head_address else None
+        self.prober.watch(key, dashboard, ray_token if spec.enable_token_auth else None, activity)
         return self.prober.view(key)
 
     async def _ensure_ca(self, ctx: ClusterContext, observed: Observed, refused: list[str]) -> str | None:
@@ -364,10 +376,8 @@ class Reconciler:
         if self.prober is None or not spec.deletion_policy.wait_for_jobs or spec.suspend or head is None:
             guard = None
         else:
-            token = secret_value(observed.secrets.get(ClusterSecret.RAY_TOKEN.of(key[1])), ray_auth.TOKEN_KEY)
-            dashboard = f"http://{head}:{RAY_DASHBOARD_PORT}"
-            self.prober.watch(key, dashboard, token if spec.enable_token_auth else None, True)
-            guard = deletion_waits(spec.deletion_policy, self.prober.view(key), deleted_at, self.clock())
+            view = self._ask_ray(key, spec, head, _ray_token(observed, key[1]), activity=True)
+            guard = deletion_waits(spec.deletion_policy, view, deleted_at, self.clock())
         if guard is None and self.prober:
             self.prober.forget(key)
         return guard

@@ -68,13 +68,10 @@ def own_spec_patch(body: Body, spec: VMRayClusterSpec, closed: frozenset[str]) -
     """The operator's other writes to a cluster it owns, or None: a closed tier's workers leave
     spec.autoscaler_desired_workers (as Ray's autoscaler would take them away), and a resumed cluster forgets that it
     was suspended for being idle. Conditional on the version read, like adoption."""
-    patch: Body = {}
+    patch: Body = resumed_patch(body, spec) or {}
     removed = workers_to_remove(spec, closed)
     if removed:
         patch["spec"] = {"autoscaler_desired_workers": removed}
-    resumed = resumed_patch(body, spec)
-    if resumed:
-        patch["metadata"] = dict(resumed["metadata"])
     if not patch:
         return None
     patch.setdefault("metadata", {})["resourceVersion"] = body["metadata"]["resourceVersion"]

@@ -25,8 +25,8 @@ from vmray_operator.reconcile.decisions import JobsGuard
 from vmray_operator.reconcile.nodes import NodeView, node_view
 from vmray_operator.reconcile.observed import Observed, load_balancer_ip
 from vmray_operator.reconcile.schedule import CLOSED, DRAINING, TierState
-from vmray_operator.reconcile.suspension import suspension_verdict
-from vmray_operator.render.context import RAY_CLIENT_PORT, RAY_DASHBOARD_PORT
+from vmray_operator.reconcile.suspension import suspension_verdict, why_suspended
+from vmray_operator.render.context import RAY_CLIENT_PORT, dashboard_url
 from vmray_operator.timestamps import rfc3339
 
 SHOWN = 10  # VMs named in one condition message; the rest are counted
@@ -253,8 +253,8 @@ def _ready(inp: StatusInput, verdicts: list[Verdict]) -> Verdict:
     if blocking and blocking[0].type in (ConditionType.SPEC_VALID, ConditionType.DEPENDENCIES_READY):
         return Verdict(kind, False, blocking[0].reason, f"{blocking[0].type}: {blocking[0].message}")
     if inp.spec.suspend:
-        why = "Ray was idle for spec.idle_suspend_minutes" if inp.suspended_by_idle else "spec.suspend is true"
-        return Verdict(kind, False, Reason.IDLE if inp.suspended_by_idle else Reason.SUSPENDED, f"suspended: {why}")
+        reason, why = why_suspended(inp.spec, inp.suspended_by_idle)
+        return Verdict(kind, False, reason, f"suspended: {why}")
     if inp.refused:
         return Verdict(kind, False, Reason.APPLY_FAILED, _refused_message(inp.refused))
     if blocking:
@@ -304,7 +304,7 @@ def _reach(inp: StatusInput, lb_ip: str | None) -> dict[str, Any]:
     if not lb_ip:
         return {}
     endpoints = Endpoints(
-        dashboard=f"http://{lb_ip}:{RAY_DASHBOARD_PORT}",
+        dashboard=dashboard_url(lb_ip),
         client=f"ray://{lb_ip}:{RAY_CLIENT_PORT}",
         gcs=f"{lb_ip}:{inp.spec.head_node.port}",
         auth_token_secret=inp.auth_token_secret,

@@ -62,17 +62,19 @@ def resumed_patch(body: Body, spec: VMRayClusterSpec) -> Body | None:
     return {"metadata": {"annotations": {contract.ANNOTATION_SUSPENDED_BY: None}}}
 
 
+def why_suspended(spec: VMRayClusterSpec, by_idle: bool) -> tuple[str, str]:
+    """The reason of a suspended cluster's conditions, and why in words."""
+    if by_idle:
+        return Reason.IDLE, f"Ray was idle for {spec.idle_suspend_minutes} minutes (no job, task or actor)"
+    return Reason.SUSPENDED, "spec.suspend is true"
+
+
 def suspension_verdict(
     spec: VMRayClusterSpec, by_idle: bool, head_off: bool, workers_left: int, was_suspended: bool, ready: bool
 ) -> tuple[bool, str, str]:
     """(status, reason, message) of the Suspended condition."""
     if spec.suspend:
-        reason = Reason.IDLE if by_idle else Reason.SUSPENDED
-        why = (
-            f"Ray was idle for {spec.idle_suspend_minutes} minutes (no job, task or actor)"
-            if by_idle
-            else "spec.suspend is true"
-        )
+        reason, why = why_suspended(spec, by_idle)
         if head_off and workers_left == 0:
             return True, reason, f"{why}: no worker VM, the head VM powered off; set spec.suspend to false to resume"
         return False, Reason.SUSPENDING, f"{why}: removing {workers_left} workers and powering the head off"

@@ -14,6 +14,11 @@ RAY_DASHBOARD_PORT = 8265
 RAY_CLIENT_PORT = 10001
 
 
+def dashboard_url(address: str) -> str:
+    """Ray's dashboard (and job API) at the head's load balancer address."""
+    return f"http://{address}:{RAY_DASHBOARD_PORT}"
+
+
 @dataclass(frozen=True)
 class OperatorDefaults:
     """Operator-wide settings that fill what a cluster's spec leaves open."""

@@ -129,10 +129,9 @@ def _worker_parts(ctx: ClusterContext) -> _RoleParts:
     return _RoleParts(start, setup, ctx.head_address, [])
 
 
-def _environment(ctx: ClusterContext, role: str, node_type_name: str) -> dict[str, str]:
+def _environment(ctx: ClusterContext, role: str, node_type_name: str, drain: int) -> dict[str, str]:
     # No usage reports: Supervisor networks are often closed, and a cluster should not phone home.
     env = {"RAY_NODE_TYPE_NAME": node_type_name, "RAY_USAGE_STATS_ENABLED": "0", **ray_auth_env(ctx)}
-    drain = drain_seconds(ctx.spec.common_node_config.available_node_types[node_type_name])
     if drain != RAY_DRAIN_SECONDS:
         env["RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S"] = str(drain)
     if role == ROLE_HEAD and ctx.runs_autoscaler:
@@ -152,6 +151,7 @@ def node_runtime(ctx: ClusterContext, role: str, node_type_name: str) -> NodeRun
     if ctx.fetches_at_boot:  # Ray cannot start without the node's certificate and Ray's token
         setup.insert(0, shlex.join(credentials.fetch_command(ctx)))
     storage = spec.common_node_config.shared_storage
+    drain = drain_seconds(node_type)
     return NodeRuntime(
         role=role,
         cluster=ctx.name,
@@ -164,7 +164,7 @@ def node_runtime(ctx: ClusterContext, role: str, node_type_name: str) -> NodeRun
             *resource_arguments(node_type),
             "--block",
         ],
-        env=_environment(ctx, role, node_type_name),
+        env=_environment(ctx, role, node_type_name, drain),
         head_host=parts.head_host,
         gcs_port=spec.head_node.port,
         setup_commands=setup,
@@ -173,5 +173,5 @@ def node_runtime(ctx: ClusterContext, role: str, node_type_name: str) -> NodeRun
         env_files=[TOKEN_ENV] if ctx.node_uses_token(role) else [],
         volumes=[storage.mount_path] if storage else [],
         companions=parts.companions,
-        drain_seconds=drain_seconds(node_type),
+        drain_seconds=drain,
     )
