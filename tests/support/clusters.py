@@ -56,14 +56,22 @@ async def wait_condition(
     reason: str | None = None,
     timeout: float = 60.0,
 ) -> dict[str, Any]:
+    seen: list[dict[str, Any]] = []
+
     async def probe() -> dict[str, Any] | None:
         cluster = await get_cluster(kube, namespace, name)
-        condition = find((cluster or {}).get("status", {}).get("conditions"), type_)
+        seen[:] = (cluster or {}).get("status", {}).get("conditions") or []
+        condition = find(seen, type_)
         if condition and condition["status"] == status and (reason is None or condition["reason"] == reason):
             return cluster
         return None
 
-    result: dict[str, Any] = await wait_for(probe, timeout=timeout, what=f"{name} {type_}={status} {reason or ''}")
+    try:
+        result: dict[str, Any] = await wait_for(probe, timeout=timeout, what=f"{name} {type_}={status} {reason or ''}")
+    except AssertionError as timeout_error:
+        # What the cluster said last, so that a failure in CI says why without a rerun.
+        said = "; ".join(f"{c.get('type')}={c.get('status')} {c.get('reason')}: {c.get('message', '')}" for c in seen)
+        raise AssertionError(f"{timeout_error}; the cluster's conditions: {said or 'none'}") from None
     return result
 
 

@@ -46,6 +46,32 @@ def guest_api_address(vm_network: str) -> str:
     return gateway_of(vm_network)
 
 
+def overlapping_routes(route_listing: str, network: ipaddress.IPv4Network) -> list[str]:
+    """The routes of `ip -4 route show` output that cover addresses of `network`, the default route aside."""
+    taken: list[str] = []
+    for line in route_listing.splitlines():
+        destination = line.split(" ", 1)[0]
+        if not destination or destination == "default":
+            continue
+        try:
+            routed = ipaddress.IPv4Network(destination, strict=False)
+        except ValueError:
+            continue
+        if routed.overlaps(network):
+            taken.append(line.strip())
+    return taken
+
+
+def free_network(candidates: list[str]) -> str:
+    """The first of `candidates` that no route of this host covers yet, so that a local cloud started beside
+    another (or beside one killed without `local down`) still gets a network of its own."""
+    listing = subprocess.run(["ip", "-4", "route", "show"], capture_output=True, text=True, check=True).stdout
+    for candidate in candidates:
+        if not overlapping_routes(listing, ipaddress.IPv4Network(candidate)):
+            return candidate
+    raise NetworkError(f"every candidate network is routed on this host already: {', '.join(candidates)}")
+
+
 class VmNetwork:
     def __init__(self, instance: str, vm_network: str) -> None:
         self.instance = instance
@@ -60,6 +86,14 @@ class VmNetwork:
 
     async def setup(self) -> None:
         await self.teardown()  # leftovers of a simulator that was killed
+        taken = overlapping_routes(await ip("-4", "route", "show"), self.network)
+        if taken:
+            # Two bridges with one network make the VMs' traffic leave by whichever the kernel picks first.
+            raise NetworkError(
+                f"the VM network {self.network} is routed on this host already ({'; '.join(taken)}): another local "
+                "cloud uses it, or one was killed without `vmray-operator local down`; give --vm-network another "
+                "network or delete that link (`ip link del <dev>`)"
+            )
         await ip("link", "add", self.bridge, "type", "bridge")
         await ip("addr", "add", f"{self.gateway}/{self.network.prefixlen}", "dev", self.bridge)
         await ip("link", "set", self.bridge, "up")
