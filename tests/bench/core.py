@@ -120,15 +120,24 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--idle", type=float, default=120.0, help="seconds of idle time to count writes over")
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds to wait for every cluster to be Ready")
+    parser.add_argument(
+        "--operator-source",
+        type=Path,
+        help="another checkout's operator/ directory: its operator runs on this local cloud, for comparing code",
+    )
     args = parser.parse_args()
 
     namespace = "bench"
-    with tempfile.TemporaryDirectory(prefix="vmray-bench-") as tmp, bench_cloud(Path(tmp), [namespace]) as bench:
+    with (
+        tempfile.TemporaryDirectory(prefix="vmray-bench-") as tmp,
+        bench_cloud(Path(tmp), [namespace], operator_source=args.operator_source) as bench,
+    ):
         api = kubernetes.client.CustomObjectsApi(kubernetes.config.new_client_from_config(str(bench.kubeconfig)))
         watcher = Watcher(bench.kubeconfig)
         watcher.start()
         time.sleep(1)
         before, reconciles_before = bench.operator_requests(), bench.operator_reconciles()
+        cpu_before = bench.cpu_seconds()
         template = yaml.safe_load(SAMPLE.read_text())
         worker_type = template["spec"]["common_node_config"]["available_node_types"]["ray.worker.default"]
         worker_type["min_workers"] = args.workers
@@ -145,6 +154,7 @@ def main() -> int:
                 print(f"only {len(watcher.ready_at)} of {len(names)} clusters Ready after {args.timeout:.0f} s")
                 return 1
         converged = time.monotonic() - started
+        cpu_after = bench.cpu_seconds()
         rss, peak = bench.operator_memory_mib()
         time.sleep(3)  # let the last status writes land before counting
         after_create, reconciles = bench.operator_requests(), bench.operator_reconciles() - reconciles_before
@@ -176,6 +186,10 @@ def main() -> int:
             f"p99 {percentile(latencies, 0.99) * 1000:.0f} ms"
         )
         print(f"reconciles per cluster until all Ready: {reconciles / args.clusters:.1f}")
+        print(
+            "CPU seconds from the first apply to all Ready: "
+            + ", ".join(f"{name} {cpu_after[name] - cpu_before.get(name, 0.0):.1f}" for name in sorted(cpu_after))
+        )
         print(f"API writes per cluster during {args.idle:.0f} s idle: {idle_writes / args.clusters:.2f}")
     return 0
 

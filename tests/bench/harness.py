@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import re
 import time
 import urllib.request
@@ -33,6 +34,15 @@ class Bench:
             if ":" in line
         )
         return int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024
+
+    def cpu_seconds(self) -> dict[str, float]:
+        """CPU time (user + system) each process of the local cloud has used so far, by its name."""
+        used: dict[str, float] = {}
+        for name, pid in processes.recorded(self.state_dir).items():
+            stat = Path(f"/proc/{pid}/stat").read_text()
+            fields = stat[stat.rindex(")") + 2 :].split()  # after the command, which may hold spaces
+            used[name] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return used
 
     def _metrics(self) -> str:
         with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5) as response:
@@ -65,7 +75,10 @@ async def _prepare(kubeconfig: Path, namespaces: list[str]) -> None:
 
 
 @contextlib.contextmanager
-def bench_cloud(state_dir: Path, namespaces: list[str], simulator_args: list[str] | None = None) -> Iterator[Bench]:
+def bench_cloud(
+    state_dir: Path, namespaces: list[str], simulator_args: list[str] | None = None, operator_source: Path | None = None
+) -> Iterator[Bench]:
+    """operator_source: another checkout's operator/ directory, whose operator then runs on this local cloud."""
     started = time.monotonic()
     controlplane.up(state_dir)
     kubeconfig = controlplane.kubeconfig_path(state_dir)
@@ -80,7 +93,8 @@ def bench_cloud(state_dir: Path, namespaces: list[str], simulator_args: list[str
             "--log-level",
             "WARNING",
             metrics_port=metrics_port,
-            env={"VMRAY_PROBE_RAY": "false"},  # the fake simulator runs no Ray
+            # The fake simulator runs no Ray.
+            env={"VMRAY_PROBE_RAY": "false", **({"PYTHONPATH": str(operator_source)} if operator_source else {})},
         )
         bench = Bench(state_dir, kubeconfig, metrics_port)
         deadline = time.monotonic() + 30
