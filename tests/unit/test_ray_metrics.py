@@ -206,8 +206,9 @@ def test_changed_ports_are_put_back_and_a_stray_slice_of_the_cluster_goes() -> N
     ]
 
 
-def test_a_reconcile_decision_carries_the_metrics_objects() -> None:
+def test_a_reconcile_decision_publishes_the_metrics_objects_after_the_status() -> None:
     drain = Drain(datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC), 60.0)
     decision = decide(context(), Observed(), [], False, drain, VM_LEVEL)
-    kinds = {a.kind for a in decision.actions if isinstance(a, Create)}
-    assert {Kind.METRICS_SERVICE, Kind.ENDPOINT_SLICE} <= kinds
+    published = {a.kind for a in decision.published if isinstance(a, Create)}
+    assert {Kind.METRICS_SERVICE, Kind.ENDPOINT_SLICE} <= published
+    assert not {a.kind for a in decision.actions} & {Kind.METRICS_SERVICE, Kind.ENDPOINT_SLICE}

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from vmray_operator.api.contract import Body
 from vmray_operator.controller.ownership import NameTaken, create_owned
-from vmray_operator.controller.recent import RecentCreations
+from vmray_operator.controller.recent import RecentWrites
 from vmray_operator.controller.stores import Key
 from vmray_operator.kube import resources as r
 from vmray_operator.kube.client import ApiError, Kube, NotFound
@@ -65,7 +65,7 @@ class Applied:
 
 
 class Applier:
-    def __init__(self, kube: Kube, vmop_version: str, events: EventRecorder, recent: RecentCreations) -> None:
+    def __init__(self, kube: Kube, vmop_version: str, events: EventRecorder, recent: RecentWrites) -> None:
         self.kube = kube
         self.events = events
         self.recent = recent

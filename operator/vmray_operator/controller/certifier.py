@@ -8,11 +8,11 @@ import logging
 
 from vmray_operator import certificates
 from vmray_operator.api.contract import Body
-from vmray_operator.controller.own_writes import OwnWrites, version
+from vmray_operator.controller.own_writes import OwnWrites
 from vmray_operator.controller.ownership import NameTaken, create_owned
 from vmray_operator.kube import resources as r
 from vmray_operator.kube.client import Kube
-from vmray_operator.reconcile.observed import Observed, secret_value
+from vmray_operator.reconcile.observed import Observed, secret_value, version
 from vmray_operator.reconcile.tls import CertificateChanges, certificate_changes, wanted_certificates
 from vmray_operator.render import tls
 from vmray_operator.render.context import ClusterContext

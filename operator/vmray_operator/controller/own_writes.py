@@ -47,9 +47,3 @@ class OwnWrites(Generic[T]):
 
     def forget(self, key: Hashable) -> None:
         self._writes.pop(key, None)
-
-
-def version(body: dict[str, object] | None) -> str:
-    """An object's resourceVersion, "" for no object."""
-    meta = (body or {}).get("metadata")
-    return str(meta.get("resourceVersion", "")) if isinstance(meta, dict) else ""

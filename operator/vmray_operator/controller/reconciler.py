@@ -19,7 +19,7 @@ from vmray_operator.controller.applier import Applier, RefusalCounter, held, is_
 from vmray_operator.controller.certifier import Certifier
 from vmray_operator.controller.ownership import NameTaken
 from vmray_operator.controller.rayprobe import RayProber
-from vmray_operator.controller.recent import RecentCreations
+from vmray_operator.controller.recent import RecentWrites
 from vmray_operator.controller.status_writer import StatusWriter
 from vmray_operator.controller.stores import Key, Stores
 from vmray_operator.kube import resources as r
@@ -131,7 +131,7 @@ class Reconciler:
         self.suffix = suffix
         self.prerequisites = PrerequisiteChecker(kube, vmop_version)
         self.certifier = Certifier(kube)
-        self.recent = RecentCreations()
+        self.recent = RecentWrites()
         self.applier = Applier(kube, vmop_version, self.events, self.recent)
         self.status = StatusWriter(kube, self.events, clock)
         self._refusals = RefusalCounter()  # refused writes in a row, by cluster: how long to wait before the next try
@@ -217,7 +217,9 @@ class Reconciler:
             missing += await self.prerequisites.missing(key[0], known.ctx.spec)
             if missing:  # no VM is made, and none is taken away to be replaced, until they exist
                 actions = decision.without_vm_changes()
-        actions, recheck = self.recent.without_recent(key, body["metadata"]["uid"], actions, known.observed)
+        uid = body["metadata"]["uid"]
+        actions, recheck = self.recent.without_recent(key, uid, actions, known.observed)
+        published, published_recheck = self.recent.without_recent(key, uid, decision.published, known.observed)
         applied = await self.applier.apply(body, actions)
         refused = [*applied.refused, *self._late_refusals.pop(key, [])]
         certify = known.ctx.spec.enable_tls and decision.desired
@@ -227,10 +229,16 @@ class Reconciler:
         )
         if tls_ca:  # after the status: a VM's new address shows without waiting for its certificate
             refused += await self._ensure_certificates(key, known.ctx, known.observed)
+        held = applied.held
+        if published:  # after the status too; a refusal is told with the next status
+            late = await self.applier.apply(body, published)
+            self._late_refusals.setdefault(key, []).extend(late.refused)
+            refused, held = refused + late.refused, held or late.held
         if refused:
-            return retry_after(self._refusals.count(key, body["metadata"]["uid"]))
+            return retry_after(self._refusals.count(key, uid))
         self._refusals.clear(key)
-        if applied.held or (certify and tls_ca is None):
+        recheck = _soonest(recheck, published_recheck)
+        if held or (certify and tls_ca is None):
             return NAME_HELD_RECHECK  # an earlier cluster of this name still holds one of this one's names
         if missing or decision.desired is None:  # looked at again: a Secret the spec names may be fixed
             return self.settings.dependency_recheck
@@ -341,8 +349,9 @@ class Reconciler:
                 return []  # looked at again with the next reconcile
             if not is_refusal(error):
                 raise
-            self._late_refusals[key] = [refusal_of(Kind.SECRET, ClusterSecret.CERTIFICATES.of(ctx.name), error)]
-            return self._late_refusals[key]
+            refusal = refusal_of(Kind.SECRET, ClusterSecret.CERTIFICATES.of(ctx.name), error)
+            self._late_refusals.setdefault(key, []).append(refusal)
+            return [refusal]
         return []
 
     async def _finalize(self, key: Key, body: Body, spec: VMRayClusterSpec) -> float | None:

@@ -10,13 +10,14 @@ from collections.abc import Callable
 from vmray_operator import metrics
 from vmray_operator.api.contract import Body
 from vmray_operator.api.models import VMRayClusterStatus
-from vmray_operator.controller.own_writes import OwnWrites, version
+from vmray_operator.controller.own_writes import OwnWrites
 from vmray_operator.controller.stores import Key
 from vmray_operator.kube import resources as r
 from vmray_operator.kube.client import Kube, NotFound
 from vmray_operator.kube.events import EventRecorder
 from vmray_operator.reconcile.diff import merge_patch
 from vmray_operator.reconcile.events import became_ready, transition_events
+from vmray_operator.reconcile.observed import version
 from vmray_operator.reconcile.progress import progress_only
 from vmray_operator.reconcile.status import status_body
 

@@ -27,6 +27,9 @@ class Decision:
     actions: list[Action] = field(default_factory=list)
     desired: DesiredState | None = None  # None: the cluster's nodes cannot be rendered, nothing is changed
     rollout: Rollout | None = None  # None while nothing can be rendered: whether VMs are outdated is not known
+    # The scrape targets, published after the status is written: a VM's new address shows in the status
+    # without waiting for the EndpointSlice that names it.
+    published: list[Action] = field(default_factory=list)
 
     @property
     def changes_vms(self) -> bool:
@@ -60,9 +63,10 @@ def decide(
         return Decision([*problems, *desired.oversized])
     return Decision(
         problems,
-        plan(desired, observed, drain, readiness) + metrics_actions(desired, observed),
+        plan(desired, observed, drain, readiness),
         desired,
         rollout(desired, observed, readiness),
+        metrics_actions(desired, observed),
     )
 
 

@@ -4,7 +4,7 @@ says why these objects). Pure: made when missing, brought up to date as VMs come
 from __future__ import annotations
 
 from vmray_operator.api.contract import Body
-from vmray_operator.reconcile.observed import Observed, is_deleting, role, vm_address
+from vmray_operator.reconcile.observed import Observed, is_deleting, role, version, vm_address
 from vmray_operator.reconcile.plan import Action, Create, Delete, Kind, Update
 from vmray_operator.render.desired import DesiredState
 from vmray_operator.render.monitoring import SLICE_ROLES, MetricsTarget, endpoint_slice
@@ -30,7 +30,7 @@ def _service_actions(wanted: Body, current: Body | None) -> list[Action]:
     ports = wanted["spec"]["ports"]
     have = [{key: port.get(key) for key in ports[0]} for port in (current.get("spec") or {}).get("ports") or []]
     if have != ports and not is_deleting(current):
-        return [Update(Kind.METRICS_SERVICE, wanted["metadata"]["name"], {"spec": {"ports": ports}})]
+        return [Update(Kind.METRICS_SERVICE, wanted["metadata"]["name"], {"spec": {"ports": ports}}, version(current))]
     return []
 
 
@@ -40,7 +40,7 @@ def _slice_actions(wanted: Body, current: Body | None) -> list[Action]:
     # an empty list comes back from the API server as null
     changed = {key: wanted[key] for key in _SLICE_FIELDS if (current.get(key) or []) != wanted[key]}
     if changed and not is_deleting(current):
-        return [Update(Kind.ENDPOINT_SLICE, wanted["metadata"]["name"], changed)]
+        return [Update(Kind.ENDPOINT_SLICE, wanted["metadata"]["name"], changed, version(current))]
     return []
 
 

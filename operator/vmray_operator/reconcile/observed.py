@@ -39,6 +39,12 @@ class Observed:
         return frozenset(address for vm in self.vms.values() if (address := vm_address(vm)))
 
 
+def version(body: Body | None) -> str:
+    """An object's resourceVersion, "" for no object."""
+    meta = (body or {}).get("metadata")
+    return str(meta.get("resourceVersion", "")) if isinstance(meta, dict) else ""
+
+
 def role(body: Body) -> str | None:
     labels: dict[str, str] = body.get("metadata", {}).get("labels") or {}
     return labels.get(contract.LABEL_ROLE)

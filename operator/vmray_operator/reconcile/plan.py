@@ -46,6 +46,7 @@ class Update:
     kind: Kind
     name: str
     patch: dict[str, Any]  # JSON merge patch
+    basis: str = ""  # the resourceVersion the patch was made against ("": not told)
 
 
 @dataclass(frozen=True)
