@@ -22,12 +22,3 @@ async def wait_for(
             return last
         await asyncio.sleep(interval)
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what or probe}; last value: {last!r}")
-
-
-def wait_until(condition: Callable[[], bool], timeout: float = 20.0, interval: float = 0.1, what: str = "") -> None:
-    """wait_for without an event loop: for a process or a file a test watches."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what or condition}")
-        time.sleep(interval)

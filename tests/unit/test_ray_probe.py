@@ -15,10 +15,10 @@ import pytest
 from aiohttp import web
 
 from tests.support.waiting import wait_for
-from vmray_operator.controller.rayprobe import RayProber, steady
+from vmray_operator.controller.rayprobe import RayProber
 from vmray_operator.controller.stores import Key
 from vmray_operator.ray.client import MAX_ANSWER_BYTES, RayDashboard
-from vmray_operator.ray.view import RayNodeInfo, RayView
+from vmray_operator.ray.view import RayView
 
 KEY: Key = ("deploy-ray", "test-ray")
 TIMEOUT = 0.5  # the slow answer never comes before the test releases it, so no duration is measured
@@ -280,44 +280,3 @@ async def test_an_unexpected_error_is_logged_once_and_polling_goes_on(
         assert changes[-1] == KEY
     finally:
         await prober.stop()
-
-
-HEAD, WORKER = RayNodeInfo("h", "10.212.0.11", True, True), RayNodeInfo("w", "10.212.0.12", True, False)
-
-
-def test_ray_is_steady_when_healthy_with_a_live_node_at_every_vm_address() -> None:
-    view = RayView(reachable=True, healthy=True, nodes=(HEAD, WORKER))
-    assert steady(view, frozenset({"10.212.0.11", "10.212.0.12"}))
-    assert steady(view, frozenset())
-
-
-def test_a_vm_whose_node_has_not_joined_yet_keeps_ray_unsteady() -> None:
-    head_alone = RayView(reachable=True, healthy=True, nodes=(HEAD,))
-    assert not steady(head_alone, frozenset({"10.212.0.11", "10.212.0.12"}))
-
-
-def test_a_dead_node_or_an_unhealthy_ray_is_not_steady() -> None:
-    dead = RayNodeInfo("w", "10.212.0.12", False, False)
-    assert not steady(RayView(reachable=True, healthy=True, nodes=(HEAD, dead)), frozenset({"10.212.0.11"}))
-    assert not steady(RayView(reachable=True, healthy=False, nodes=(HEAD,)), frozenset({"10.212.0.11"}))
-
-
-async def test_the_prober_asks_often_while_a_vm_has_no_live_node_and_seldom_once_all_have(
-    dashboard: tuple[Dashboard, str],
-) -> None:
-    server, url = dashboard
-    prober = RayProber(lambda key: None, interval=0.05, steady_interval=3600, timeout=TIMEOUT)
-    try:
-        prober.watch(KEY, url, expected=frozenset({"10.212.0.11", "10.212.0.12"}))  # the worker has not joined
-        await wait_for(lambda: _asked(server, 5), timeout=30, what="five probes while the worker is missing")
-        prober.watch(KEY, url, expected=frozenset({"10.212.0.11"}))  # now only the head is expected
-        await asyncio.sleep(0.3)  # the probe under way ends; then the steady interval begins
-        asked = server.requests
-        await asyncio.sleep(0.5)
-        assert server.requests == asked
-    finally:
-        await prober.stop()
-
-
-async def _asked(server: Dashboard, times: int) -> bool:
-    return server.requests >= times

@@ -31,19 +31,11 @@ def _essence(view: RayView | None) -> object:
     return (view.reachable, view.healthy, view.version, view.error, nodes, doing)
 
 
-def steady(view: RayView, expected: frozenset[str]) -> bool:
-    """Whether Ray has settled: healthy, every node it knows alive, and a node alive at each address where
-    one is expected (the cluster's VMs). A node still joining makes a cluster unsteady, though Ray does not
-    know it yet, so that it shows in the status soon after it joins."""
-    alive = {n.ip for n in view.nodes if n.alive}
-    return view.healthy and len(alive) == len({n.ip for n in view.nodes}) and expected <= alive
-
-
 class RayProber:
     def __init__(
         self,
         on_change: Callable[[Key], None],
-        interval: float = 1.0,
+        interval: float = 2.0,
         steady_interval: float = 10.0,
         timeout: float = 3.0,
     ) -> None:
@@ -56,34 +48,23 @@ class RayProber:
         self._targets: dict[Key, tuple[str, str | None, bool]] = {}
         self._views: dict[Key, RayView] = {}
         self._tasks: dict[Key, asyncio.Task[None]] = {}
-        self._expected: dict[Key, frozenset[str]] = {}  # the addresses where a node of the cluster should run
 
     def view(self, key: Key) -> RayView | None:
         return self._views.get(key)
 
-    def watch(
-        self,
-        key: Key,
-        dashboard_url: str | None,
-        token: str | None = None,
-        activity: bool = False,
-        expected: frozenset[str] = frozenset(),
-    ) -> None:
-        """Starts, moves or stops the poller of a cluster; token: Ray's, for a cluster with token authentication;
-        expected: the addresses where a node should run, polled for at the short interval until they are alive."""
+    def watch(self, key: Key, dashboard_url: str | None, token: str | None = None, activity: bool = False) -> None:
+        """Starts, moves or stops the poller of a cluster; token: Ray's, for a cluster with token authentication."""
         if dashboard_url is None:
             self.forget(key)
             return
         target = (dashboard_url, token, activity)
         task = self._tasks.get(key)
         if self._targets.get(key) == target and task is not None and not task.done():
-            self._expected[key] = expected
             return
         if task is not None and task.done() and not task.cancelled() and task.exception() is not None:
             log.error("Ray probe of %s had stopped; starting it again", key_text(key), exc_info=task.exception())
         if self._targets.get(key) != target:
             self.forget(key)  # the old view is of another address; a poller restarted in place keeps its view
-        self._expected[key] = expected
         self._targets[key] = target
         self._tasks[key] = asyncio.create_task(self._poll(key, *target), name=f"ray-probe-{key}")
 
@@ -93,7 +74,6 @@ class RayProber:
             task.cancel()
         self._targets.pop(key, None)
         self._views.pop(key, None)
-        self._expected.pop(key, None)
 
     def _client_session(self) -> aiohttp.ClientSession:
         if self._session is None:
@@ -120,8 +100,8 @@ class RayProber:
                 self._record(key, view)
             except Exception as error:
                 log_once(error)
-            settled = steady(view, self._expected.get(key, frozenset()))
-            await asyncio.sleep(self._steady_interval if settled else self._interval)
+            steady = view.healthy and all(n.alive for n in view.nodes)
+            await asyncio.sleep(self._steady_interval if steady else self._interval)
 
     def _record(self, key: Key, view: RayView) -> None:
         changed = _essence(view) != _essence(self._views.get(key))

@@ -49,27 +49,10 @@ def _represent_str(dumper: yaml.CSafeDumper, value: str) -> yaml.ScalarNode:
 _Dumper.add_representer(str, _represent_str)
 
 
-# A worker's setup (its credentials, the user's setup commands) runs while the head is still starting; Ray is
-# started once the head's GCS answers, so that the worker joins at the first try.
-HEAD_WAIT_INTERVAL = 0.5
-
-
-def _head_wait(runtime: NodeRuntime) -> list[str]:
-    if not runtime.head_host:
-        return []
-    gcs = f"{runtime.head_host}:{runtime.gcs_port}"
-    probe = shlex.quote(f"</dev/tcp/{runtime.head_host}/{runtime.gcs_port}")
-    return [
-        f"echo {shlex.quote(f'waiting for the Ray head at {gcs}')}",
-        f"until timeout 3 bash -c {probe} 2>/dev/null; do sleep {HEAD_WAIT_INTERVAL}; done",
-    ]
-
-
 def _container_command(runtime: NodeRuntime) -> str:
-    """The setup script; the companions in the background; a worker waits for the head; then Ray in the
-    foreground."""
+    """The setup script; the companions in the background; then Ray in the foreground."""
     companions = [f"( {shlex.join(c)} & )" for c in runtime.companions]
-    return " && ".join([SETUP_SCRIPT, *companions, *_head_wait(runtime), "exec " + shlex.join(runtime.ray_start)])
+    return " && ".join([SETUP_SCRIPT, *companions, "exec " + shlex.join(runtime.ray_start)])
 
 
 def _autoscaler_files(ctx: ClusterContext) -> list[dict[str, str]]:
