@@ -39,8 +39,7 @@ class Bench:
         """CPU time (user + system) each process of the local cloud has used so far, by its name."""
         used: dict[str, float] = {}
         for name, pid in processes.recorded(self.state_dir).items():
-            stat = Path(f"/proc/{pid}/stat").read_text()
-            fields = stat[stat.rindex(")") + 2 :].split()  # after the command, which may hold spaces
+            fields = processes.stat_fields(pid)  # utime and stime are the 14th and 15th fields of the whole line
             used[name] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
         return used
 

@@ -4,7 +4,6 @@ operator probing Ray. Run apart from tests/integration, whose simulator is the f
 from __future__ import annotations
 
 import base64
-import ipaddress
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -22,7 +21,7 @@ from vmray_operator.local.network import free_network, gateway_of, guest_api_add
 # The first VM network no route of this host covers (each with the next /16 for load balancers), so that a run
 # beside another local cloud, or beside the leftovers of a killed one, still has a network of its own.
 VM_NETWORK = free_network([f"10.{second}.0.0/16" for second in (213, 217, 219, 221)])
-LB_NETWORK = str(ipaddress.IPv4Network((int(ipaddress.IPv4Network(VM_NETWORK).network_address) + 2**16, 16)))
+LB_NETWORK = f"10.{int(VM_NETWORK.split('.')[1]) + 1}.0.0/16"
 # Where the nodes reach the API server, written as the seed tells users to: the IP alone (port 443).
 GUEST_API = guest_api_address(VM_NETWORK)
 

@@ -17,6 +17,7 @@ from vmray_operator import metrics
 from vmray_operator.api.contract import Body, ConditionType
 from vmray_operator.api.models import ClusterState, VmStatus
 from vmray_operator.controller.stores import Key
+from vmray_operator.reconcile.observed import version
 
 CONDITION_STATUSES = ("true", "false", "unknown")
 _STATES = get_args(ClusterState)
@@ -63,11 +64,11 @@ class ClusterGauges(Collector):
 
     def note(self, key: Key, body: Body) -> None:
         """The cluster as the watch last showed it."""
-        version = str(body.get("metadata", {}).get("resourceVersion", ""))
-        if version and self._versions.get(key) == version:
+        noted = version(body)
+        if noted and self._versions.get(key) == noted:
             return  # what a reconcile woken by one of its VMs, or by the resync, finds: nothing new
         first_sight = key not in self._versions
-        self._versions[key] = version
+        self._versions[key] = noted
         seen = _seen(body)
         # Ready at first sight: Ready before this process started, so its next Ready is not its first. Later
         # Readies are this process's own status writes, which observe the time to Ready themselves.

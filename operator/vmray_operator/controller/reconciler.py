@@ -15,7 +15,7 @@ from vmray_operator.api import contract
 from vmray_operator.api.contract import Body, Reason
 from vmray_operator.api.models import VMRayClusterSpec
 from vmray_operator.config import Settings
-from vmray_operator.controller.applier import Applier, RefusalCounter, held, is_refusal, refusal_of
+from vmray_operator.controller.applier import Applied, Applier, RefusalCounter, held, is_refusal, refusal_of
 from vmray_operator.controller.certifier import Certifier
 from vmray_operator.controller.ownership import NameTaken
 from vmray_operator.controller.rayprobe import RayProber
@@ -31,7 +31,7 @@ from vmray_operator.ray.view import RayView
 from vmray_operator.reconcile.adoption import adoption_patch, own_spec_patch
 from vmray_operator.reconcile.decisions import Decision, JobsGuard, decide, deletion_waits, overdue
 from vmray_operator.reconcile.observed import Observed, issued_token, load_balancer_ip, secret_value
-from vmray_operator.reconcile.plan import Drain, Kind, deletion_plan, draining
+from vmray_operator.reconcile.plan import Action, Drain, Kind, deletion_plan, draining
 from vmray_operator.reconcile.refusals import retry_after
 from vmray_operator.reconcile.rollout import NodeReadiness
 from vmray_operator.reconcile.schedule import (
@@ -217,9 +217,7 @@ class Reconciler:
             missing += await self.prerequisites.missing(key[0], known.ctx.spec)
             if missing:  # no VM is made, and none is taken away to be replaced, until they exist
                 actions = decision.without_vm_changes()
-        uid = body["metadata"]["uid"]
-        actions, recheck = self.recent.without_recent(key, uid, actions, known.observed)
-        published, published_recheck = self.recent.without_recent(key, uid, decision.published, known.observed)
+        actions, recheck = self.recent.without_recent(key, body["metadata"]["uid"], actions, known.observed)
         applied = await self.applier.apply(body, actions)
         refused = [*applied.refused, *self._late_refusals.pop(key, [])]
         certify = known.ctx.spec.enable_tls and decision.desired
@@ -227,22 +225,31 @@ class Reconciler:
         deferred = await self.status.write(
             key, body, compute_status(self._status(known, decision, missing, tls_ca, refused))
         )
-        if tls_ca:  # after the status: a VM's new address shows without waiting for its certificate
-            refused += await self._ensure_certificates(key, known.ctx, known.observed)
-        held = applied.held
-        if published:  # after the status too; a refusal is told with the next status
-            late = await self.applier.apply(body, published)
-            self._late_refusals.setdefault(key, []).extend(late.refused)
-            refused, held = refused + late.refused, held or late.held
+        later, later_recheck = await self._after_status(key, body, known, decision.published, tls_ca)
+        refused += later.refused
         if refused:
-            return retry_after(self._refusals.count(key, uid))
+            return retry_after(self._refusals.count(key, body["metadata"]["uid"]))
         self._refusals.clear(key)
-        recheck = _soonest(recheck, published_recheck)
-        if held or (certify and tls_ca is None):
+        if applied.held or later.held or (certify and tls_ca is None):
             return NAME_HELD_RECHECK  # an earlier cluster of this name still holds one of this one's names
         if missing or decision.desired is None:  # looked at again: a Secret the spec names may be fixed
             return self.settings.dependency_recheck
-        return _soonest(deferred, recheck, DRAIN_POLL if draining(known.observed) else None, *known.timers())
+        draining_poll = DRAIN_POLL if draining(known.observed) else None
+        return _soonest(deferred, recheck, later_recheck, draining_poll, *known.timers())
+
+    async def _after_status(
+        self, key: Key, body: Body, known: _Round, published: list[Action], tls_ca: str | None
+    ) -> tuple[Applied, float | None]:
+        """What follows the status write, so that a VM's new address shows without waiting for it: the nodes'
+        certificates and the published scrape targets. A refusal is told with the next status; returns what was
+        refused or held, and when to look again for a write the watch has not shown yet."""
+        refused = await self._ensure_certificates(known.ctx, known.observed) if tls_ca else []
+        published, recheck = self.recent.without_recent(key, body["metadata"]["uid"], published, known.observed)
+        applied = await self.applier.apply(body, published)
+        refused += applied.refused
+        if refused:
+            self._late_refusals[key] = refused
+        return Applied(refused, applied.held), recheck
 
     def _status(
         self, known: _Round, decision: Decision, missing: list[str], tls_ca: str | None, refused: list[str]
@@ -333,8 +340,8 @@ class Reconciler:
                 raise
             return None
 
-    async def _ensure_certificates(self, key: Key, ctx: ClusterContext, observed: Observed) -> list[str]:
-        """Issues the nodes' certificates; a refusal is told with the next status."""
+    async def _ensure_certificates(self, ctx: ClusterContext, observed: Observed) -> list[str]:
+        """Issues the nodes' certificates; returns a refusal."""
         try:
             await self.certifier.ensure(ctx, observed, names.head_vm_name(ctx.name, ctx.nounce))
         except (ApiError, NameTaken) as error:
@@ -342,9 +349,7 @@ class Reconciler:
                 return []  # looked at again with the next reconcile
             if not is_refusal(error):
                 raise
-            refusal = refusal_of(Kind.SECRET, ClusterSecret.CERTIFICATES.of(ctx.name), error)
-            self._late_refusals.setdefault(key, []).append(refusal)
-            return [refusal]
+            return [refusal_of(Kind.SECRET, ClusterSecret.CERTIFICATES.of(ctx.name), error)]
         return []
 
     async def _finalize(self, key: Key, body: Body, spec: VMRayClusterSpec) -> float | None:

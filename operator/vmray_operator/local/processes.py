@@ -46,12 +46,16 @@ def is_alive(pid: int) -> bool:
         return True
     # A zombie child of this process counts as gone.
     with contextlib.suppress(OSError):
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        if stat.rsplit(")", 1)[1].split()[0] == "Z":
+        if stat_fields(pid)[0] == "Z":
             with contextlib.suppress(ChildProcessError):
                 os.waitpid(pid, os.WNOHANG)
             return False
     return True
+
+
+def stat_fields(pid: int) -> list[str]:
+    """The fields of /proc/<pid>/stat after the command (which may hold spaces and parentheses): the state first."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
 
 
 def recorded(state_dir: Path) -> dict[str, int]:
