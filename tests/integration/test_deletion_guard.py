@@ -34,7 +34,14 @@ class ScriptedRay(RayProber):
         self.asked: set[Key] = set()
         self.views = 0
 
-    def watch(self, key: Key, dashboard_url: str | None, token: str | None = None, activity: bool = False) -> None:
+    def watch(
+        self,
+        key: Key,
+        dashboard_url: str | None,
+        token: str | None = None,
+        activity: bool = False,
+        expected: frozenset[str] = frozenset(),
+    ) -> None:
         if dashboard_url is not None and activity:
             self.asked.add(key)
 

@@ -7,6 +7,7 @@ import dataclasses
 import shlex
 from typing import Any
 
+import pytest
 import yaml
 
 from tests.support.golden import assert_golden
@@ -16,6 +17,7 @@ from vmray_operator.api.models import NodeType
 from vmray_operator.render import names
 from vmray_operator.render.desired import DesiredState, desired_state
 from vmray_operator.render.ray_node import node_runtime, resource_arguments
+from vmray_operator.render.shell_templates import templates
 
 WORKERS = {"test-ray-w-aaaaaaaa": "ray.worker.default", "test-ray-w-bbbbbbbb": "ray.worker.default"}
 
@@ -44,6 +46,19 @@ def test_worker_vm_and_user_data_golden() -> None:
     assert_golden("worker-vm.yaml", worker)
     secret_name = worker["spec"]["bootstrap"]["cloudInit"]["rawCloudConfig"]["name"]
     assert_golden("worker-user-data.yaml", _user_data(desired.secrets[secret_name]))
+
+
+def test_a_template_changed_under_a_running_operator_makes_no_vm_outdated(monkeypatch: pytest.MonkeyPatch) -> None:
+    ctx = context(sample_spec(autoscaler_desired_workers=WORKERS))
+    before = desired_state(ctx)
+    environment = templates()
+    loaded = environment.get_template("ray-node.sh.j2")
+    monkeypatch.setattr(loaded, "_uptodate", lambda: False)  # its file changed on disk since it was read
+    assert environment.loader is not None
+    monkeypatch.setattr(environment.loader, "get_source", lambda env, name: ("echo another script\n", None, None))
+    after = desired_state(ctx)
+    assert after.workers == before.workers
+    assert head_of(after) == head_of(before)
 
 
 def test_workers_of_one_type_share_one_bootstrap_secret() -> None:

@@ -189,7 +189,7 @@ class Reconciler:
         ray_token = _ray_token(observed, name)
         ctx = self._context(body, spec, nounce, observed, referenced, ray_token, closed_types(tiers))
         now = self.clock()
-        ray_view = self._probe(key, ctx, ray_token)
+        ray_view = self._probe(key, ctx, ray_token, observed)
         previous = self.status.previous(key, body)
         idle = idle_since(ctx.spec, previous.get("idle_since"), ray_view, now)
         blocked = bool(referenced.missing or referenced.invalid or bad_nounce)
@@ -310,23 +310,30 @@ class Reconciler:
             closed_types=closed,
         )
 
-    def _probe(self, key: Key, ctx: ClusterContext, ray_token: str | None) -> RayView | None:
+    def _probe(self, key: Key, ctx: ClusterContext, ray_token: str | None, observed: Observed) -> RayView | None:
         """Ray's latest view of the cluster, from the poller this keeps pointed at the head's dashboard."""
         if self.prober is None:
             return None
         if ctx.spec.suspend:  # the head is powered off: nothing to ask, and a resumed Ray starts afresh
             self.prober.forget(key)
             return None
-        return self._ask_ray(key, ctx.spec, ctx.head_address, ray_token, _asks_activity(ctx.spec))
+        expected = observed.vm_addresses()
+        return self._ask_ray(key, ctx.spec, ctx.head_address, ray_token, _asks_activity(ctx.spec), expected)
 
     def _ask_ray(
-        self, key: Key, spec: VMRayClusterSpec, head_address: str | None, ray_token: str | None, activity: bool
+        self,
+        key: Key,
+        spec: VMRayClusterSpec,
+        head_address: str | None,
+        ray_token: str | None,
+        activity: bool,
+        expected: frozenset[str] = frozenset(),
     ) -> RayView | None:
         """Points the cluster's poller at its head's dashboard (with Ray's token when the cluster asks for one)
-        and returns Ray's latest view."""
+        and returns Ray's latest view; expected: the addresses of the VMs whose Ray nodes should be alive."""
         assert self.prober is not None
         dashboard = dashboard_url(head_address) if head_address else None
-        self.prober.watch(key, dashboard, ray_token if spec.enable_token_auth else None, activity)
+        self.prober.watch(key, dashboard, ray_token if spec.enable_token_auth else None, activity, expected)
         return self.prober.view(key)
 
     async def _ensure_ca(self, ctx: ClusterContext, observed: Observed, refused: list[str]) -> str | None:

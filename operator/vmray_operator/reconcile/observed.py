@@ -34,6 +34,10 @@ class Observed:
     def heads(self) -> dict[str, Body]:
         return {n: vm for n, vm in self.vms.items() if role(vm) == names.ROLE_HEAD}
 
+    def vm_addresses(self) -> frozenset[str]:
+        """The addresses VM Operator reports for the cluster's VMs."""
+        return frozenset(address for vm in self.vms.values() if (address := vm_address(vm)))
+
 
 def version(body: Body | None) -> str:
     """An object's resourceVersion, "" for no object."""

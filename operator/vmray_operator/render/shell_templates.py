@@ -10,8 +10,11 @@ import jinja2
 
 @cache
 def templates() -> jinja2.Environment:
+    """Each template is read once (no auto_reload): a VM's bootstrap, and so whether the running VMs are outdated,
+    must not change because a file changed under a running operator."""
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("vmray_operator.render", "templates"),
+        auto_reload=False,
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
         trim_blocks=True,
