@@ -15,10 +15,10 @@ import pytest
 from aiohttp import web
 
 from tests.support.waiting import wait_for
-from vmray_operator.controller.rayprobe import RayProber
+from vmray_operator.controller.rayprobe import RayProber, steady
 from vmray_operator.controller.stores import Key
 from vmray_operator.ray.client import MAX_ANSWER_BYTES, RayDashboard
-from vmray_operator.ray.view import RayView
+from vmray_operator.ray.view import RayNodeInfo, RayView
 
 KEY: Key = ("deploy-ray", "test-ray")
 TIMEOUT = 0.5  # the slow answer never comes before the test releases it, so no duration is measured
@@ -280,3 +280,87 @@ async def test_an_unexpected_error_is_logged_once_and_polling_goes_on(
         assert changes[-1] == KEY
     finally:
         await prober.stop()
+
+
+HEAD_IP, WORKER_IP = "10.212.0.11", "10.212.0.12"  # the head is the one node the dashboard above reports
+HEAD = RayNodeInfo("h", HEAD_IP, True, True)
+
+
+def test_ray_is_steady_when_healthy_with_a_live_node_at_every_vm_address() -> None:
+    worker = RayNodeInfo("w", WORKER_IP, True, False)
+    view = RayView(reachable=True, healthy=True, nodes=(HEAD, worker))
+    assert steady(view, frozenset({HEAD_IP, WORKER_IP}))
+    assert steady(view, frozenset())
+
+
+def test_a_vm_whose_node_has_not_joined_yet_keeps_ray_unsteady() -> None:
+    assert not steady(RayView(reachable=True, healthy=True, nodes=(HEAD,)), frozenset({HEAD_IP, WORKER_IP}))
+
+
+def test_a_dead_node_counts_only_where_a_vm_still_is() -> None:
+    dead = RayNodeInfo("w", WORKER_IP, False, False)
+    view = RayView(reachable=True, healthy=True, nodes=(HEAD, dead))
+    assert steady(view, frozenset({HEAD_IP}))  # the worker's VM is gone; Ray lists its node for a while
+    assert not steady(view, frozenset({HEAD_IP, WORKER_IP}))  # its VM is there and its Ray is dead
+    replaced = RayView(reachable=True, healthy=True, nodes=(HEAD, dead, RayNodeInfo("w2", WORKER_IP, True, False)))
+    assert steady(replaced, frozenset({HEAD_IP, WORKER_IP}))  # a new node at the same address
+
+
+def test_an_unhealthy_or_unknown_ray_is_not_steady() -> None:
+    assert not steady(RayView(reachable=True, healthy=False, nodes=(HEAD,)), frozenset({HEAD_IP}))
+    assert not steady(None, frozenset())
+
+
+async def _requests_within(server: Dashboard, seconds: float) -> int:
+    before = server.requests
+    await asyncio.sleep(seconds)
+    return server.requests - before
+
+
+async def test_the_prober_asks_often_while_a_vm_has_no_live_node_and_seldom_once_all_have(
+    dashboard: tuple[Dashboard, str],
+) -> None:
+    server, url = dashboard
+    prober = RayProber(lambda key: None, interval=0.05, steady_interval=3600, timeout=TIMEOUT)
+    try:
+        prober.watch(KEY, url, expected=frozenset({HEAD_IP, WORKER_IP}))  # the worker has not joined
+        assert await _requests_within(server, 0.5) >= 3
+        prober.watch(KEY, url, expected=frozenset({HEAD_IP}))  # the worker's VM went away
+        await asyncio.sleep(0.2)  # the question under way ends; then the steady interval begins
+        assert await _requests_within(server, 0.5) == 0
+    finally:
+        await prober.stop()
+
+
+async def test_a_new_vm_ends_the_long_wait_of_a_steady_cluster(dashboard: tuple[Dashboard, str]) -> None:
+    server, url = dashboard
+    prober = RayProber(lambda key: None, interval=0.05, steady_interval=3600, timeout=TIMEOUT)
+    try:
+        prober.watch(KEY, url, expected=frozenset({HEAD_IP}))
+        await wait_for(lambda: _asked_once(prober), timeout=10, what="the first answer")
+        await asyncio.sleep(0.2)
+        assert await _requests_within(server, 0.3) == 0  # steady: waiting an hour
+        prober.watch(KEY, url, expected=frozenset({HEAD_IP}))  # nothing new: the wait goes on
+        assert await _requests_within(server, 0.3) == 0
+        prober.watch(KEY, url, expected=frozenset({HEAD_IP, WORKER_IP}))  # a worker VM got its address
+        assert await _requests_within(server, 0.5) >= 3
+    finally:
+        await prober.stop()
+
+
+async def test_a_node_that_never_joins_is_waited_for_at_the_steady_interval_after_a_while(
+    dashboard: tuple[Dashboard, str],
+) -> None:
+    server, url = dashboard
+    prober = RayProber(lambda key: None, interval=0.05, steady_interval=3600, timeout=TIMEOUT, patience=0.5)
+    try:
+        prober.watch(KEY, url, expected=frozenset({HEAD_IP, WORKER_IP}))  # the worker's Ray never starts
+        assert await _requests_within(server, 0.3) >= 2
+        await asyncio.sleep(0.5)
+        assert await _requests_within(server, 0.5) == 0
+    finally:
+        await prober.stop()
+
+
+async def _asked_once(prober: RayProber) -> bool:
+    return prober.view(KEY) is not None

@@ -371,3 +371,14 @@ def test_an_address_that_is_no_ipv4_address_is_no_address() -> None:
         _input(Observed(vms=ready_cluster().vms, service=service), sample_spec(autoscaler_desired_workers=WORKERS))
     )
     assert "endpoints" not in status
+
+
+def test_the_vm_addresses_are_those_vm_operator_reports_in_ipv4() -> None:
+    observed = Observed(
+        vms={
+            HEAD: vm(HEAD, "head", ip="10.211.0.2"),
+            W1: vm(W1, "worker", ip=None),  # not given one yet
+            W2: vm(W2, "worker", ip="fe80::1"),  # not an IPv4 address: absent
+        }
+    )
+    assert observed.vm_addresses() == frozenset({"10.211.0.2"})

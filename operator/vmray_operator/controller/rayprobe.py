@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable
 
 import aiohttp
@@ -31,41 +32,72 @@ def _essence(view: RayView | None) -> object:
     return (view.reachable, view.healthy, view.version, view.error, nodes, doing)
 
 
+def steady(view: RayView | None, expected: frozenset[str]) -> bool:
+    """Whether Ray has settled: healthy, with a live node at each address where one is expected (the cluster's
+    VMs). A VM whose node has not joined yet keeps the cluster unsteady, though Ray does not know the node yet,
+    so that the node shows in the status soon after it joins. A dead node where no VM is expected any more (a
+    removed worker, which Ray lists for a while) does not."""
+    if view is None or not view.healthy:
+        return False
+    return expected <= {n.ip for n in view.nodes if n.alive}
+
+
 class RayProber:
     def __init__(
         self,
         on_change: Callable[[Key], None],
-        interval: float = 2.0,
+        interval: float = 1.0,
         steady_interval: float = 10.0,
         timeout: float = 3.0,
+        patience: float = 300.0,
     ) -> None:
         self._on_change = on_change
         self._interval = interval
         self._steady_interval = steady_interval
         self._timeout = timeout
+        # how long a cluster is asked at the short interval while unsteady: a node that has not joined in this
+        # long (a broken setup) is waited for at the steady interval, sparing its head's dashboard
+        self._patience = patience
         self._session: aiohttp.ClientSession | None = None
         # the dashboard's URL, Ray's token and whether Ray's activity is wanted, by cluster
         self._targets: dict[Key, tuple[str, str | None, bool]] = {}
         self._views: dict[Key, RayView] = {}
         self._tasks: dict[Key, asyncio.Task[None]] = {}
+        self._expected: dict[Key, frozenset[str]] = {}  # the addresses where a node of the cluster should run
+        self._wake: dict[Key, asyncio.Event] = {}  # set to end a poller's wait before its interval is over
 
     def view(self, key: Key) -> RayView | None:
         return self._views.get(key)
 
-    def watch(self, key: Key, dashboard_url: str | None, token: str | None = None, activity: bool = False) -> None:
-        """Starts, moves or stops the poller of a cluster; token: Ray's, for a cluster with token authentication."""
+    def watch(
+        self,
+        key: Key,
+        dashboard_url: str | None,
+        token: str | None = None,
+        activity: bool = False,
+        expected: frozenset[str] = frozenset(),
+    ) -> None:
+        """Starts, moves or stops the poller of a cluster; token: Ray's, for a cluster with token authentication;
+        expected: the addresses where a node should run, asked for at the short interval until each has one
+        alive (a new one ends the long wait of a steady cluster's poller)."""
         if dashboard_url is None:
             self.forget(key)
             return
+        grown = not expected <= self._expected.get(key, frozenset())
+        self._expected[key] = expected
         target = (dashboard_url, token, activity)
         task = self._tasks.get(key)
         if self._targets.get(key) == target and task is not None and not task.done():
+            if grown and not steady(self._views.get(key), expected):
+                self._wake[key].set()
             return
         if task is not None and task.done() and not task.cancelled() and task.exception() is not None:
             log.error("Ray probe of %s had stopped; starting it again", key_text(key), exc_info=task.exception())
         if self._targets.get(key) != target:
             self.forget(key)  # the old view is of another address; a poller restarted in place keeps its view
+            self._expected[key] = expected
         self._targets[key] = target
+        self._wake[key] = asyncio.Event()
         self._tasks[key] = asyncio.create_task(self._poll(key, *target), name=f"ray-probe-{key}")
 
     def forget(self, key: Key) -> None:
@@ -74,6 +106,8 @@ class RayProber:
             task.cancel()
         self._targets.pop(key, None)
         self._views.pop(key, None)
+        self._expected.pop(key, None)
+        self._wake.pop(key, None)
 
     def _client_session(self) -> aiohttp.ClientSession:
         if self._session is None:
@@ -81,6 +115,7 @@ class RayProber:
         return self._session
 
     async def _poll(self, key: Key, url: str, token: str | None, activity: bool) -> None:
+        wake = self._wake[key]
         dashboard = RayDashboard(self._client_session(), self._timeout, token=token)
         logged: set[str] = set()  # kinds of unexpected errors already logged for this cluster
 
@@ -90,7 +125,11 @@ class RayProber:
                 logged.add(type(error).__name__)
                 log.exception("Ray probe of %s failed; it goes on polling", key_text(key))
 
+        unsteady_since = time.monotonic()
         while True:
+            if wake.is_set():  # a new VM: its node is waited for at the short interval
+                unsteady_since = time.monotonic()
+            wake.clear()  # a wake-up while Ray is being asked makes the next question come at once
             try:
                 view = await dashboard.view(url, activity)
             except Exception as error:
@@ -100,8 +139,13 @@ class RayProber:
                 self._record(key, view)
             except Exception as error:
                 log_once(error)
-            steady = view.healthy and all(n.alive for n in view.nodes)
-            await asyncio.sleep(self._steady_interval if steady else self._interval)
+            now = time.monotonic()
+            settled = steady(view, self._expected.get(key, frozenset()))
+            if settled:
+                unsteady_since = now
+            hurry = not settled and now - unsteady_since < self._patience
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wake.wait(), self._interval if hurry else self._steady_interval)
 
     def _record(self, key: Key, view: RayView) -> None:
         changed = _essence(view) != _essence(self._views.get(key))
