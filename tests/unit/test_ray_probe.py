@@ -297,13 +297,11 @@ def test_a_vm_whose_node_has_not_joined_yet_keeps_ray_unsteady() -> None:
     assert not steady(RayView(reachable=True, healthy=True, nodes=(HEAD,)), frozenset({HEAD_IP, WORKER_IP}))
 
 
-def test_a_dead_node_counts_only_where_a_vm_still_is() -> None:
+def test_a_dead_node_keeps_ray_unsteady_while_ray_lists_it() -> None:
     dead = RayNodeInfo("w", WORKER_IP, False, False)
-    view = RayView(reachable=True, healthy=True, nodes=(HEAD, dead))
-    assert steady(view, frozenset({HEAD_IP}))  # the worker's VM is gone; Ray lists its node for a while
-    assert not steady(view, frozenset({HEAD_IP, WORKER_IP}))  # its VM is there and its Ray is dead
+    assert not steady(RayView(reachable=True, healthy=True, nodes=(HEAD, dead)), frozenset({HEAD_IP}))
     replaced = RayView(reachable=True, healthy=True, nodes=(HEAD, dead, RayNodeInfo("w2", WORKER_IP, True, False)))
-    assert steady(replaced, frozenset({HEAD_IP, WORKER_IP}))  # a new node at the same address
+    assert not steady(replaced, frozenset({HEAD_IP, WORKER_IP}))  # a new node at the same address, the old one dead
 
 
 def test_an_unhealthy_or_unknown_ray_is_not_steady() -> None:
@@ -348,6 +346,29 @@ async def test_a_new_vm_ends_the_long_wait_of_a_steady_cluster(dashboard: tuple[
         await prober.stop()
 
 
+async def test_a_new_vm_at_an_address_a_live_node_had_is_not_believed_up_before_ray_is_asked_again(
+    dashboard: tuple[Dashboard, str],
+) -> None:
+    server, url = dashboard
+    woken: list[Key] = []
+    prober = RayProber(woken.append, interval=0.05, steady_interval=3600, timeout=TIMEOUT)
+    try:
+        prober.watch(KEY, url, expected=frozenset())  # no VM has an address yet; Ray lists its head
+        await wait_for(lambda: _asked_once(prober), timeout=10, what="the first answer")
+        await asyncio.sleep(0.2)
+        assert await _requests_within(server, 0.3) == 0  # steady: waiting an hour
+        woken.clear()
+        # A VM now has the address where the last answer showed a live node: that node may be the one a replaced
+        # VM ran there, so it does not count until Ray is asked again, which happens at once.
+        prober.watch(KEY, url, expected=frozenset({HEAD_IP}))
+        assert _alive_at(prober) == set()
+        assert await _requests_within(server, 0.3) == 1
+        assert _alive_at(prober) == {HEAD_IP}
+        assert woken == [KEY]  # the reconcile learns that the node there is alive after all
+    finally:
+        await prober.stop()
+
+
 async def test_a_node_that_never_joins_is_waited_for_at_the_steady_interval_after_a_while(
     dashboard: tuple[Dashboard, str],
 ) -> None:
@@ -364,3 +385,21 @@ async def test_a_node_that_never_joins_is_waited_for_at_the_steady_interval_afte
 
 async def _asked_once(prober: RayProber) -> bool:
     return prober.view(KEY) is not None
+
+
+def _alive_at(prober: RayProber) -> set[str]:
+    view = prober.view(KEY)
+    return {n.ip for n in view.nodes if n.alive} if view else set()
+
+
+async def test_a_poller_woken_as_it_is_stopped_stops_without_asking_again(dashboard: tuple[Dashboard, str]) -> None:
+    server, url = dashboard
+    prober = RayProber(lambda key: None, interval=0.05, steady_interval=3600, timeout=TIMEOUT)
+    prober.watch(KEY, url, expected=frozenset())
+    await wait_for(lambda: _asked_once(prober), timeout=10, what="the first answer")
+    await asyncio.sleep(0.2)  # steady: waiting an hour
+    prober.watch(KEY, url, expected=frozenset({HEAD_IP}))  # wakes it
+    asked = server.requests
+    async with asyncio.timeout(5):  # not wait_for, which would let the poller run before stop() begins
+        await prober.stop()  # and stops it before it runs again
+    assert server.requests == asked

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 from collections.abc import Callable
@@ -33,11 +34,11 @@ def _essence(view: RayView | None) -> object:
 
 
 def steady(view: RayView | None, expected: frozenset[str]) -> bool:
-    """Whether Ray has settled: healthy, with a live node at each address where one is expected (the cluster's
-    VMs). A VM whose node has not joined yet keeps the cluster unsteady, though Ray does not know the node yet,
-    so that the node shows in the status soon after it joins. A dead node where no VM is expected any more (a
-    removed worker, which Ray lists for a while) does not."""
-    if view is None or not view.healthy:
+    """Whether Ray has settled: healthy, every node it lists alive, and a live node at each address where one is
+    expected (the cluster's VMs). A VM whose node has not joined yet keeps the cluster unsteady, though Ray does not
+    know the node yet, so that the node shows in the status soon after it joins. A dead node that Ray still lists
+    keeps it unsteady too: a cluster that lost or replaced a node is watched closely for a while."""
+    if view is None or not view.healthy or not all(n.alive for n in view.nodes):
         return False
     return expected <= {n.ip for n in view.nodes if n.alive}
 
@@ -65,9 +66,18 @@ class RayProber:
         self._tasks: dict[Key, asyncio.Task[None]] = {}
         self._expected: dict[Key, frozenset[str]] = {}  # the addresses where a node of the cluster should run
         self._wake: dict[Key, asyncio.Event] = {}  # set to end a poller's wait before its interval is over
+        # addresses a VM took after Ray was last asked, with when: what the view says of them may be of the node a
+        # replaced VM ran there, so it is not believed until Ray is asked again
+        self._unconfirmed: dict[Key, dict[str, float]] = {}
 
     def view(self, key: Key) -> RayView | None:
-        return self._views.get(key)
+        """Ray's latest answer; a node at an address that a VM took since Ray was asked does not count as alive."""
+        view = self._views.get(key)
+        unconfirmed = self._unconfirmed.get(key)
+        if view is None or not unconfirmed:
+            return view
+        nodes = tuple(dataclasses.replace(n, alive=False) if n.ip in unconfirmed else n for n in view.nodes)
+        return dataclasses.replace(view, nodes=nodes)
 
     def watch(
         self,
@@ -83,12 +93,15 @@ class RayProber:
         if dashboard_url is None:
             self.forget(key)
             return
-        grown = not expected <= self._expected.get(key, frozenset())
+        added = expected - self._expected.get(key, frozenset())
         self._expected[key] = expected
+        if added:
+            now = time.monotonic()
+            self._unconfirmed.setdefault(key, {}).update(dict.fromkeys(added, now))
         target = (dashboard_url, token, activity)
         task = self._tasks.get(key)
         if self._targets.get(key) == target and task is not None and not task.done():
-            if grown and not steady(self._views.get(key), expected):
+            if added:  # asked at once about the new addresses
                 self._wake[key].set()
             return
         if task is not None and task.done() and not task.cancelled() and task.exception() is not None:
@@ -108,6 +121,7 @@ class RayProber:
         self._views.pop(key, None)
         self._expected.pop(key, None)
         self._wake.pop(key, None)
+        self._unconfirmed.pop(key, None)
 
     def _client_session(self) -> aiohttp.ClientSession:
         if self._session is None:
@@ -130,13 +144,14 @@ class RayProber:
             if wake.is_set():  # a new VM: its node is waited for at the short interval
                 unsteady_since = time.monotonic()
             wake.clear()  # a wake-up while Ray is being asked makes the next question come at once
+            asked = time.monotonic()
             try:
                 view = await dashboard.view(url, activity)
             except Exception as error:
                 log_once(error)
                 view = unreachable(f"the operator could not probe Ray ({type(error).__name__})")
             try:
-                self._record(key, view)
+                self._record(key, view, asked)
             except Exception as error:
                 log_once(error)
             now = time.monotonic()
@@ -144,13 +159,22 @@ class RayProber:
             if settled:
                 unsteady_since = now
             hurry = not settled and now - unsteady_since < self._patience
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a cancellation that comes as the
+            # wake-up does, and a forgotten poller would go on polling
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(wake.wait(), self._interval if hurry else self._steady_interval)
+                async with asyncio.timeout(self._interval if hurry else self._steady_interval):
+                    await wake.wait()
 
-    def _record(self, key: Key, view: RayView) -> None:
+    def _record(self, key: Key, view: RayView, asked: float) -> None:
+        """Keeps an answer to a question asked at `asked`; wakes the cluster's reconcile when what it says changed,
+        or when it confirms a live node at an address a VM took before the question."""
         changed = _essence(view) != _essence(self._views.get(key))
         self._views[key] = view
-        if changed:
+        unconfirmed = self._unconfirmed.get(key, {})
+        confirmed = {address for address, since in unconfirmed.items() if since <= asked}
+        for address in confirmed:
+            del unconfirmed[address]
+        if changed or any(n.alive and n.ip in confirmed for n in view.nodes):
             self._on_change(key)
 
     async def stop(self) -> None:
