@@ -315,6 +315,17 @@ async def _requests_within(server: Dashboard, seconds: float) -> int:
     return server.requests - before
 
 
+async def _settled(
+    url: str, expected: frozenset[str], on_change: Callable[[Key], None] = lambda key: None
+) -> RayProber:
+    """A prober whose first answer has come and that now waits its steady interval (an hour)."""
+    prober = RayProber(on_change, interval=0.05, steady_interval=3600, timeout=TIMEOUT)
+    prober.watch(KEY, url, expected=expected)
+    await wait_for(lambda: _asked_once(prober), timeout=10, what="the first answer")
+    await asyncio.sleep(0.2)
+    return prober
+
+
 async def test_the_prober_asks_often_while_a_vm_has_no_live_node_and_seldom_once_all_have(
     dashboard: tuple[Dashboard, str],
 ) -> None:
@@ -332,11 +343,8 @@ async def test_the_prober_asks_often_while_a_vm_has_no_live_node_and_seldom_once
 
 async def test_a_new_vm_ends_the_long_wait_of_a_steady_cluster(dashboard: tuple[Dashboard, str]) -> None:
     server, url = dashboard
-    prober = RayProber(lambda key: None, interval=0.05, steady_interval=3600, timeout=TIMEOUT)
+    prober = await _settled(url, frozenset({HEAD_IP}))
     try:
-        prober.watch(KEY, url, expected=frozenset({HEAD_IP}))
-        await wait_for(lambda: _asked_once(prober), timeout=10, what="the first answer")
-        await asyncio.sleep(0.2)
         assert await _requests_within(server, 0.3) == 0  # steady: waiting an hour
         prober.watch(KEY, url, expected=frozenset({HEAD_IP}))  # nothing new: the wait goes on
         assert await _requests_within(server, 0.3) == 0
@@ -351,11 +359,8 @@ async def test_a_new_vm_at_an_address_a_live_node_had_is_not_believed_up_before_
 ) -> None:
     server, url = dashboard
     woken: list[Key] = []
-    prober = RayProber(woken.append, interval=0.05, steady_interval=3600, timeout=TIMEOUT)
+    prober = await _settled(url, frozenset(), woken.append)  # no VM has an address yet; Ray lists its head
     try:
-        prober.watch(KEY, url, expected=frozenset())  # no VM has an address yet; Ray lists its head
-        await wait_for(lambda: _asked_once(prober), timeout=10, what="the first answer")
-        await asyncio.sleep(0.2)
         assert await _requests_within(server, 0.3) == 0  # steady: waiting an hour
         woken.clear()
         # A VM now has the address where the last answer showed a live node: that node may be the one a replaced
@@ -394,10 +399,7 @@ def _alive_at(prober: RayProber) -> set[str]:
 
 async def test_a_poller_woken_as_it_is_stopped_stops_without_asking_again(dashboard: tuple[Dashboard, str]) -> None:
     server, url = dashboard
-    prober = RayProber(lambda key: None, interval=0.05, steady_interval=3600, timeout=TIMEOUT)
-    prober.watch(KEY, url, expected=frozenset())
-    await wait_for(lambda: _asked_once(prober), timeout=10, what="the first answer")
-    await asyncio.sleep(0.2)  # steady: waiting an hour
+    prober = await _settled(url, frozenset())  # steady: waiting an hour
     prober.watch(KEY, url, expected=frozenset({HEAD_IP}))  # wakes it
     asked = server.requests
     async with asyncio.timeout(5):  # not wait_for, which would let the poller run before stop() begins

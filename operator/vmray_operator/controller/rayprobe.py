@@ -93,22 +93,21 @@ class RayProber:
         if dashboard_url is None:
             self.forget(key)
             return
-        added = expected - self._expected.get(key, frozenset())
-        self._expected[key] = expected
-        if added:
-            now = time.monotonic()
-            self._unconfirmed.setdefault(key, {}).update(dict.fromkeys(added, now))
         target = (dashboard_url, token, activity)
         task = self._tasks.get(key)
-        if self._targets.get(key) == target and task is not None and not task.done():
-            if added:  # asked at once about the new addresses
-                self._wake[key].set()
-            return
         if task is not None and task.done() and not task.cancelled() and task.exception() is not None:
             log.error("Ray probe of %s had stopped; starting it again", key_text(key), exc_info=task.exception())
         if self._targets.get(key) != target:
             self.forget(key)  # the old view is of another address; a poller restarted in place keeps its view
-            self._expected[key] = expected
+        added = expected - self._expected.get(key, frozenset())
+        self._expected[key] = expected
+        if added:
+            self._unconfirmed.setdefault(key, {}).update(dict.fromkeys(added, time.monotonic()))
+        task = self._tasks.get(key)
+        if task is not None and not task.done():
+            if added:  # asked at once about the new addresses
+                self._wake[key].set()
+            return
         self._targets[key] = target
         self._wake[key] = asyncio.Event()
         self._tasks[key] = asyncio.create_task(self._poll(key, *target), name=f"ray-probe-{key}")
